@@ -1,0 +1,127 @@
+"""Inspect a started container, ask the policy, act on the answer, and log it.
+
+Evaluation runs on a small pool so that one slow inspect never delays the next
+container; a ``stop`` with a grace period runs on a second, larger pool because it
+holds its thread for the whole grace period, while a ``kill`` is sent inline, at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import docker.errors
+from docker import APIClient
+
+from .logs import fields
+from .policy import Decision, Policy
+
+RECENT = 4096  # (id, StartedAt) pairs remembered to decide each start only once
+
+
+class Enforcer:
+    """The thin shell around ``Policy.decide``: Docker I/O in, log lines and stops out."""
+
+    def __init__(self, api: APIClient, policy: Policy, log: logging.Logger,
+                 own_id: str | None = None, workers: int = 8, stop_workers: int = 64) -> None:
+        self.api = api
+        self.policy = policy  # replaced whole on reload; read once per evaluation
+        self.log = log
+        self.own_id = own_id
+        self._evaluate_pool = ThreadPoolExecutor(workers, thread_name_prefix="evaluate")
+        self._stop_pool = ThreadPoolExecutor(stop_workers, thread_name_prefix="stop")
+        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def submit(self, container_id: str) -> None:
+        """Queue one container for evaluation; returns at once."""
+        self._evaluate_pool.submit(self._guarded, container_id)
+
+    def shutdown(self) -> None:
+        self._evaluate_pool.shutdown(wait=True, cancel_futures=True)
+        self._stop_pool.shutdown(wait=False, cancel_futures=True)
+
+    def _guarded(self, container_id: str) -> None:
+        try:
+            self.evaluate(container_id)
+        except Exception:  # a bug must cost one evaluation, never the daemon
+            self.log.exception("%s: evaluation failed", container_id[:12],
+                               extra=fields(CONTAINER_ID=container_id, COVENANT_ACTION="error"))
+
+    def evaluate(self, container_id: str) -> Decision | None:
+        """Evaluate one container now; None when there was nothing to decide."""
+        policy = self.policy
+        short = container_id[:12]
+        try:
+            data = self.api.inspect_container(container_id)
+        except docker.errors.NotFound:
+            self.log.debug("%s: gone before it could be inspected", short,
+                           extra=fields(CONTAINER_ID=container_id, COVENANT_ACTION="gone"))
+            return None
+        if self.own_id and data.get("Id") == self.own_id:
+            self.log.debug("%s: this is docker-covenant's own container; never stopped",
+                           data.get("Name", short).lstrip("/"),
+                           extra=fields(CONTAINER_ID=container_id, COVENANT_ACTION="self"))
+            return None
+        if not self._first_time(data):
+            return None
+        decision = policy.decide(data)
+        self._record(policy, decision)
+        return decision
+
+    def _first_time(self, data: dict[str, Any]) -> bool:
+        """A start seen both by the sweep and by the events stream is decided once."""
+        key = (str(data.get("Id")), str((data.get("State") or {}).get("StartedAt")))
+        with self._lock:
+            if key in self._recent:
+                return False
+            self._recent[key] = None
+            if len(self._recent) > RECENT:
+                self._recent.popitem(last=False)
+        return True
+
+    def _record(self, policy: Policy, decision: Decision) -> None:
+        base = {"CONTAINER_ID": decision.container_id, "CONTAINER_NAME": decision.name,
+                "CONTAINER_IMAGE": decision.image, "COVENANT_MODE": policy.mode}
+        if decision.allowed:
+            self.log.debug("%s: allowed", decision.name,
+                           extra=fields(**base, COVENANT_ACTION="allowed"))
+            return
+        for v in decision.violations:
+            self.log.warning(v.message, extra=fields(**base, COVENANT_CHECK=v.check))
+        checks = ",".join(v.check for v in decision.violations)
+        if policy.mode == "warn":
+            self.log.warning("%s: not stopping container (warn mode)", decision.name,
+                             extra=fields(**base, COVENANT_CHECK=checks, COVENANT_ACTION="warned"))
+            return
+        action = "killed" if policy.action == "kill" else "stopped"
+        self.log.warning("%s: stopping container", decision.name,
+                         extra=fields(**base, COVENANT_CHECK=checks, COVENANT_ACTION=action))
+        if policy.action == "kill":
+            self._stop(decision, None, base)
+        else:
+            self._stop_pool.submit(self._stop, decision, policy.stop_timeout, base)
+
+    def _stop(self, decision: Decision, timeout: int | None, base: dict[str, str]) -> None:
+        """Kill at once (timeout None) or stop with the policy's grace period."""
+        try:
+            if timeout is None:
+                self.api.kill(decision.container_id)
+            else:
+                self.api.stop(decision.container_id, timeout=timeout)
+        except docker.errors.NotFound:
+            self.log.info("%s: already removed", decision.name,
+                          extra=fields(**base, COVENANT_ACTION="gone"))
+        except docker.errors.APIError as e:
+            if e.status_code == 409:  # "is not running": it ended on its own first
+                self.log.info("%s: already not running", decision.name,
+                              extra=fields(**base, COVENANT_ACTION="gone"))
+            else:
+                self.log.error("%s: failed to stop container: %s", decision.name, e.explanation,
+                               extra=fields(**base, COVENANT_ACTION="failed"))
+        except Exception as e:  # noqa: BLE001 - a lost connection must be said, not raised
+            self.log.error("%s: failed to stop container: %s", decision.name, e,
+                           extra=fields(**base, COVENANT_ACTION="failed"))

@@ -1,0 +1,115 @@
+"""Follow the Docker events stream without ever missing a container start.
+
+On every (re)connection the stream is opened first — resuming from the last event
+seen — and only then are the running containers swept, so a container that starts
+between the two is caught by at least one of them. dockerd replays at most its last
+256 events, so the sweep, not the replay, is what makes an outage of any length safe.
+The reader only hands ids on: the slow work happens elsewhere, because dockerd drops
+events for a subscriber whose 1,024-event buffer stays full for 100 ms.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from docker import APIClient
+
+START_FILTER = {"type": "container", "event": "start"}
+
+
+class Watcher:
+    def __init__(self, api: APIClient, on_start: Callable[[str], None], log: logging.Logger,
+                 on_connected: Callable[[], None] = lambda: None,
+                 backoff: tuple[float, float] = (0.05, 2.0)) -> None:
+        self.api = api
+        self.on_start = on_start
+        self.on_connected = on_connected
+        self.log = log
+        self.backoff = backoff
+        self.connected = threading.Event()
+        self.reconnects = 0
+        self._stream: Any = None
+        self._since: str | None = None  # daemon time of the last event, "sec.nanosec"
+        self._last_ids: set[str] = set()
+        self._last_nano = 0
+
+    def run(self, stopping: threading.Event) -> None:
+        """Connect, sweep, follow; after a failure wait (doubling, capped) and do it again."""
+        delay = self.backoff[0]
+        while not stopping.is_set():
+            try:
+                self._follow(stopping)
+                if stopping.is_set():
+                    break
+                self.log.warning("Docker events stream ended; reconnecting")
+                delay = self.backoff[0]
+            except Exception as e:  # noqa: BLE001 - whatever broke, the answer is to retry
+                if stopping.is_set():
+                    break
+                self.log.warning("cannot follow Docker events (%s); retrying in %.2f s",
+                                 _brief(e), delay)
+            self.connected.clear()
+            if stopping.wait(delay):
+                break
+            delay = min(delay * 2, self.backoff[1])
+            self.reconnects += 1
+
+    def _follow(self, stopping: threading.Event) -> None:
+        since = self._since
+        if since is None:
+            # Nothing seen yet: resume from the moment of this connection on a reconnect.
+            self._since = f"{time.time():.9f}"
+        stream = self.api.events(since=since, filters=START_FILTER, decode=True)
+        self._stream = stream
+        try:
+            self.log.info("following Docker events%s", f" from {since}" if since else "")
+            self.sweep()
+            self.connected.set()
+            self.on_connected()
+            for event in stream:
+                if stopping.is_set():
+                    return
+                self._event(event)
+        finally:
+            stream.close()
+
+    def sweep(self) -> int:
+        """Hand on every running container; returns how many."""
+        running = self.api.containers(quiet=True)
+        for container in running:
+            self.on_start(container["Id"])
+        self.log.debug("swept %d running containers", len(running))
+        return len(running)
+
+    def _event(self, event: dict[str, Any]) -> None:
+        if event.get("Type") != "container" or event.get("Action") != "start":
+            return
+        cid = (event.get("Actor") or {}).get("ID") or event.get("id")
+        if not cid:
+            return
+        nano = int(event.get("timeNano") or 0)
+        if nano < self._last_nano or (nano == self._last_nano and cid in self._last_ids):
+            return  # replayed after a reconnect: already handed on
+        if nano > self._last_nano:
+            self._last_nano, self._last_ids = nano, set()
+        self._last_ids.add(cid)
+        self._since = f"{nano // 10**9}.{nano % 10**9:09d}"
+        self.on_start(cid)
+
+    def close(self) -> None:
+        """Unblock ``run`` from another thread (shutdown)."""
+        stream = self._stream
+        if stream is not None:
+            try:
+                stream.close()
+            except Exception:  # noqa: BLE001, S110 - already closed is fine
+                pass
+
+
+def _brief(error: Exception) -> str:
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return text[:200]

@@ -1,0 +1,15 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="docker-covenant",
+    version="1.0.0",
+    description="Stop Docker containers that break the host's policy, as they start",
+    long_description=open("README.adoc", encoding="utf-8").read(),
+    long_description_content_type="text/plain",
+    license="MIT",
+    packages=find_packages(include=["covenant", "covenant.*"]),
+    python_requires=">=3.9",
+    install_requires=["docker>=6.0", "PyYAML>=5.4", "systemd-python>=234"],
+    extras_require={"test": ["pytest>=7", "ruff", "mypy", "types-PyYAML"]},
+    entry_points={"console_scripts": ["docker-covenant=covenant.cli:main"]},
+)
