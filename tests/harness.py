@@ -1,0 +1,376 @@
+"""The test bed: a private dockerd, a local busybox image, a real journal, and the daemon.
+
+Everything here is started by the harness and stopped by it; nothing the host already
+runs (its dockerd, its journal, its plugin folders) is stopped or reconfigured. The
+quirks of the machines the tests run on stay here, never in the product.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+
+REPO = Path(__file__).resolve().parent.parent
+IMAGE = "covenant-test/busybox:1"
+BUSYBOX_APPLETS = ("sh", "sleep", "id", "true", "cat", "ls", "echo", "kill")
+
+# This VM's capability bounding set lacks CAP_SYS_RESOURCE, so runc cannot start a
+# --privileged container. The wrapper drops that one capability from the bundle on
+# `create` and is otherwise plain runc; it is /bin/sh because a Python wrapper adds
+# interpreter start-up to every runc call (and ~600 ms to a kill).
+RUNC_WRAPPER = r"""#!/bin/sh
+for arg in "$@"; do [ "$arg" = create ] && create=1; done
+if [ -n "$create" ]; then
+  prev=""
+  for arg in "$@"; do
+    case "$prev" in --bundle|-b) bundle="$arg" ;; esac
+    prev="$arg"
+  done
+  if [ -n "$bundle" ] && [ -f "$bundle/config.json" ]; then
+    sed -i 's/"CAP_SYS_RESOURCE",\{0,1\}//g; s/,\]/]/g' "$bundle/config.json"
+  fi
+fi
+exec {runc} "$@"
+"""
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05,
+               what: str = "condition") -> Any:
+    """Poll until predicate() is truthy; return its value or raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def require(binary: str, package: str) -> str:
+    path = shutil.which(binary) or (binary if os.path.exists(binary) else None)
+    if not path:
+        raise RuntimeError(f"{binary} not found: install the Debian package {package} "
+                           "(.ci/run does it; see README.adoc, Testing)")
+    return path
+
+
+class PrivateDockerd:
+    """A dockerd of our own: own data root, exec root, pidfile and socket; no networking."""
+
+    def __init__(self, extra_args: tuple[str, ...] = (), wrap: Callable[[list[str]], list[str]] | None = None):
+        self.dockerd = require("dockerd", "docker.io")
+        self.runc = require("runc", "runc")
+        self.root = Path(tempfile.mkdtemp(prefix="covd-"))
+        self.socket = self.root / "docker.sock"
+        self.host = f"unix://{self.socket}"
+        self.extra_args = extra_args
+        self.wrap = wrap
+        self.proc: subprocess.Popen[bytes] | None = None
+        wrapper = self.root / "runc-wrapper"
+        wrapper.write_text(RUNC_WRAPPER.replace("{runc}", self.runc))
+        wrapper.chmod(0o755)
+        (self.root / "daemon.json").write_text(json.dumps(
+            {"runtimes": {"covtest": {"path": str(wrapper)}}, "default-runtime": "covtest"}))
+
+    def command(self) -> list[str]:
+        r = self.root
+        cmd = [self.dockerd, "--config-file", str(r / "daemon.json"), "--data-root", str(r / "data"),
+               "--exec-root", str(r / "exec"), "--pidfile", str(r / "dockerd.pid"), "-H", self.host,
+               "--bridge=none", "--iptables=false", "--ip-masq=false", "--ip-forward=false",
+               "--userland-proxy=false", *self.extra_args]
+        return self.wrap(cmd) if self.wrap else cmd
+
+    def start(self, timeout: float = 60) -> None:
+        log = open(self.root / "dockerd.log", "ab")  # noqa: SIM115 - owned by the process
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        log.close()
+        wait_until(self.ping, timeout, 0.1, "dockerd to answer /_ping")
+
+    def ping(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"dockerd exited with {self.proc.returncode}:\n{self.log_tail()}")
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(1)
+                s.connect(str(self.socket))
+                s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+                return b"OK" in s.recv(1024)
+        except OSError:
+            return False
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join((self.root / "dockerd.log").read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def client(self) -> docker.DockerClient:
+        return docker.DockerClient(base_url=self.host, version="auto", timeout=60)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Stop our dockerd (only ours: by the PID we started) and wait for it."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if sig == signal.SIGKILL:
+            self._kill_containerd()
+
+    def _kill_containerd(self) -> None:
+        """A SIGKILLed dockerd leaves its own containerd; the next start would reuse it, but a
+        torn-down harness must not leave it behind."""
+        pidfile = self.root / "exec" / "containerd" / "containerd.pid"
+        try:
+            pid = int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        wait_until(lambda: not _alive(pid), 20, 0.1, "containerd to exit")
+
+    def restart(self, sig: int = signal.SIGKILL) -> None:
+        self.kill(sig)
+        self.start()
+
+    def remove_all_containers(self) -> None:
+        client = self.client()
+        for c in client.containers.list(all=True):
+            try:
+                c.remove(force=True)
+            except docker.errors.APIError:
+                pass
+        client.close()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.remove_all_containers()
+            except Exception:  # noqa: BLE001 - tearing down whatever state it is in
+                pass
+            self.kill(signal.SIGTERM)
+        self._kill_containerd()
+        self._unmount()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _unmount(self) -> None:
+        root = str(self.root)
+        with open("/proc/self/mountinfo") as f:
+            points = [line.split()[4] for line in f if line.split()[4].startswith(root)]
+        for point in sorted(points, key=len, reverse=True):
+            subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def busybox_image(client: docker.DockerClient, tag: str = IMAGE) -> str:
+    """Import a one-binary busybox image: no registry is needed (none is reachable)."""
+    busybox = require("/bin/busybox", "busybox-static")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(busybox, arcname="bin/busybox")
+        for applet in BUSYBOX_APPLETS:
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+    repo, _, version = tag.partition(":")
+    client.api.import_image_from_data(buf.getvalue(), repository=repo, tag=version)
+    return tag
+
+
+class JournalBed:
+    """The host's journal if one is running; otherwise a standalone systemd-journald of ours."""
+
+    SOCKET = Path("/run/systemd/journal/socket")
+    DEV_LOG = Path("/dev/log")
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.linked_dev_log = False
+        self.created_dir = False
+        self.journalctl = require("journalctl", "systemd")
+
+    def start(self) -> None:
+        if self._answers():
+            return  # a journal we did not start: use it, touch nothing
+        journald = require("/lib/systemd/systemd-journald", "systemd")
+        self.created_dir = not self.SOCKET.parent.exists()
+        self.proc = subprocess.Popen([journald], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        wait_until(self._answers, 20, 0.05, "systemd-journald to open its socket")
+        if not self.DEV_LOG.exists() and not self.DEV_LOG.is_symlink():
+            self.DEV_LOG.symlink_to(self.SOCKET.parent / "dev-log")
+            self.linked_dev_log = True
+
+    def _answers(self) -> bool:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+                s.connect(str(self.SOCKET))
+            return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.linked_dev_log:
+            self.DEV_LOG.unlink(missing_ok=True)
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+            if self.created_dir:
+                shutil.rmtree(self.SOCKET.parent, ignore_errors=True)
+
+    def entries(self, ident: str, **match: str) -> list[dict[str, Any]]:
+        cmd = [self.journalctl, "-o", "json", "--no-pager", f"SYSLOG_IDENTIFIER={ident}",
+               *(f"{k}={v}" for k, v in match.items())]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def messages(self, ident: str, **match: str) -> list[str]:
+        return [str(e.get("MESSAGE", "")) for e in self.entries(ident, **match)]
+
+    def wait_for(self, ident: str, text: str, timeout: float = 15, **match: str) -> dict[str, Any]:
+        """The first entry whose MESSAGE contains text, waiting for it to arrive."""
+        def found() -> dict[str, Any] | None:
+            return next((e for e in self.entries(ident, **match) if text in str(e.get("MESSAGE"))), None)
+        try:
+            return wait_until(found, timeout, 0.05, f"journal line {text!r}")
+        except TimeoutError:
+            raise AssertionError(f"no journal line containing {text!r} for {ident}; got:\n"
+                                 + "\n".join(self.messages(ident))) from None
+
+
+class Covenant:
+    """docker-covenant as a user runs it: its own process, a policy file, the private engine."""
+
+    def __init__(self, workdir: Path, docker_host: str, policy: str, ident: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.ident = ident or f"covtest-{uuid.uuid4().hex[:10]}"
+        self.workdir = workdir
+        self.config = workdir / f"{self.ident}.yml"
+        self.config.write_text(f"syslog_ident: {self.ident}\n{policy}")
+        self.notify_path = workdir / f"{self.ident}.notify"
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(str(self.notify_path))
+        self.notify.settimeout(0.2)
+        self.env = {**os.environ, "DOCKER_HOST": docker_host, "NOTIFY_SOCKET": str(self.notify_path),
+                    "PYTHONPATH": str(REPO), **(env or {})}
+        self.env.pop("DOCKER_TLS_VERIFY", None)
+        self.stderr_path = workdir / f"{self.ident}.stderr"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.notes: list[str] = []
+
+    def start(self, wait_ready: bool = True, timeout: float = 30) -> Covenant:
+        err = open(self.stderr_path, "ab")  # noqa: SIM115 - owned by the process
+        self.proc = subprocess.Popen([sys.executable, "-m", "covenant", "--config", str(self.config)],
+                                     env=self.env, stdout=err, stderr=subprocess.STDOUT, cwd=self.workdir)
+        err.close()
+        if wait_ready:
+            self.wait_note("READY=1", timeout)
+        return self
+
+    def read_notes(self) -> list[str]:
+        while True:
+            try:
+                self.notes.extend(self.notify.recv(4096).decode().splitlines())
+            except (TimeoutError, BlockingIOError):
+                return self.notes
+
+    def wait_note(self, note: str, timeout: float = 30) -> None:
+        def seen() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"docker-covenant exited {self.proc.returncode}:\n{self.output()}")
+            return note in self.read_notes()
+        wait_until(seen, timeout, 0.0, f"sd_notify {note}")
+
+    def output(self) -> str:
+        return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 20) -> int:
+        """SIGTERM and wait: returns the exit status."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise
+        return self.proc.returncode
+
+    def close(self) -> None:
+        try:
+            if self.alive():
+                self.stop()
+        finally:
+            self.notify.close()
+            self.notify_path.unlink(missing_ok=True)
+
+
+def run_container(client: docker.DockerClient, name: str | None = None, command: list[str] | None = None,
+                  **kwargs: Any) -> Any:
+    """A busybox container on no network; a compliant one unless told otherwise."""
+    return client.containers.run(IMAGE, command or ["sleep", "300"], name=name, detach=True,
+                                 network_mode="none", **kwargs)
+
+
+COMPLIANT = {"cap_drop": ["ALL"], "security_opt": ["no-new-privileges"]}
+
+
+def is_running(container: Any) -> bool:
+    try:
+        container.reload()
+    except docker.errors.NotFound:
+        return False
+    return bool(container.attrs["State"]["Running"])
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def iter_lines(path: Path) -> Iterator[str]:
+    yield from path.read_text().splitlines()
