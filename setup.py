@@ -1,10 +1,12 @@
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 setup(
     name="docker-covenant",
     version="1.0.0",
     description="Stop Docker containers that break the host's policy, as they start",
-    long_description=open("README.adoc", encoding="utf-8").read(),
+    long_description=Path("README.adoc").read_text(encoding="utf-8"),
     long_description_content_type="text/plain",
     license="MIT",
     packages=find_packages(include=["covenant", "covenant.*"]),

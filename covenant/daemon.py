@@ -24,7 +24,8 @@ def notify(state: str) -> None:
     sd.notify(state)
 
 
-def connect(stopping: threading.Event, log: logging.Logger, max_delay: float = 2.0) -> docker.APIClient | None:
+def connect(stopping: threading.Event, log: logging.Logger,
+            max_delay: float = 2.0) -> docker.APIClient | None:
     """A client configured like the Docker CLI (DOCKER_HOST, DOCKER_TLS_VERIFY,
     DOCKER_CERT_PATH); waits for an engine that is not up yet instead of failing."""
     delay = 0.05

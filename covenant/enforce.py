@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import docker.errors
+import requests
 from docker import APIClient
 
 from .logs import fields
 from .policy import Decision, Policy
 
+T = TypeVar("T")
 RECENT = 4096  # (id, StartedAt) pairs remembered to decide each start only once
 
 
@@ -56,7 +60,7 @@ class Enforcer:
         policy = self.policy
         short = container_id[:12]
         try:
-            data = self.api.inspect_container(container_id)
+            data = _retrying(self.api.inspect_container, container_id)
         except docker.errors.NotFound:
             self.log.debug("%s: gone before it could be inspected", short,
                            extra=fields(CONTAINER_ID=container_id, COVENANT_ACTION="gone"))
@@ -109,9 +113,9 @@ class Enforcer:
         """Kill at once (timeout None) or stop with the policy's grace period."""
         try:
             if timeout is None:
-                self.api.kill(decision.container_id)
+                _retrying(self.api.kill, decision.container_id)
             else:
-                self.api.stop(decision.container_id, timeout=timeout)
+                _retrying(self.api.stop, decision.container_id, timeout=timeout)
         except docker.errors.NotFound:
             self.log.info("%s: already removed", decision.name,
                           extra=fields(**base, COVENANT_ACTION="gone"))
@@ -125,3 +129,16 @@ class Enforcer:
         except Exception as e:  # noqa: BLE001 - a lost connection must be said, not raised
             self.log.error("%s: failed to stop container: %s", decision.name, e,
                            extra=fields(**base, COVENANT_ACTION="failed"))
+
+
+def _retrying(call: Callable[..., T], *args: Any, attempts: int = 4, **kwargs: Any) -> T:
+    """Retry a call whose connection failed (a pooled socket of an engine that restarted,
+    a daemon still coming up): a lost inspect would be a container never evaluated."""
+    delay = 0.05
+    for _ in range(attempts - 1):
+        try:
+            return call(*args, **kwargs)
+        except requests.exceptions.ConnectionError:
+            time.sleep(delay)
+            delay *= 2
+    return call(*args, **kwargs)

@@ -10,6 +10,7 @@ events for a subscriber whose 1,024-event buffer stays full for 100 ms.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -104,10 +105,8 @@ class Watcher:
         """Unblock ``run`` from another thread (shutdown)."""
         stream = self._stream
         if stream is not None:
-            try:
+            with contextlib.suppress(Exception):  # already closed is fine
                 stream.close()
-            except Exception:  # noqa: BLE001, S110 - already closed is fine
-                pass
 
 
 def _brief(error: Exception) -> str:

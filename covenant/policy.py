@@ -147,11 +147,12 @@ def load_policy(path: Path | str) -> Policy:
 def parse_policy(raw: bytes | str, path: str = "<policy>") -> Policy:
     data = raw.encode() if isinstance(raw, str) else raw
     try:
-        doc = yaml.load(data, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        doc = yaml.load(data, Loader=_LineLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
-        raise PolicyError(path, line, f"YAML syntax error: {e.problem or e.context}") from None
+        kind = "YAML error" if isinstance(e, yaml.constructor.ConstructorError) else "YAML syntax error"
+        raise PolicyError(path, line, f"{kind}: {e.problem or e.context}") from None
     except yaml.YAMLError as e:
         raise PolicyError(path, None, f"YAML error: {e}") from None
     if doc is None:

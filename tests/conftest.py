@@ -8,7 +8,6 @@ from typing import Any
 
 import docker
 import pytest
-
 from harness import Covenant, JournalBed, PrivateDockerd, busybox_image
 
 

@@ -7,6 +7,8 @@ quirks of the machines the tests run on stay here, never in the product.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import io
 import json
 import os
@@ -73,7 +75,9 @@ def require(binary: str, package: str) -> str:
 class PrivateDockerd:
     """A dockerd of our own: own data root, exec root, pidfile and socket; no networking."""
 
-    def __init__(self, extra_args: tuple[str, ...] = (), wrap: Callable[[list[str]], list[str]] | None = None):
+    def __init__(self, extra_args: tuple[str, ...] = (),
+                 wrap: Callable[[list[str]], list[str]] | None = None) -> None:
+        _become_subreaper()
         self.dockerd = require("dockerd", "docker.io")
         self.runc = require("runc", "runc")
         self.root = Path(tempfile.mkdtemp(prefix="covd-"))
@@ -136,22 +140,30 @@ class PrivateDockerd:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
-        if sig == signal.SIGKILL:
-            self._kill_containerd()
+        self._wait_containerd_gone()
 
-    def _kill_containerd(self) -> None:
-        """A SIGKILLed dockerd leaves its own containerd; the next start would reuse it, but a
-        torn-down harness must not leave it behind."""
-        pidfile = self.root / "exec" / "containerd" / "containerd.pid"
+    def _wait_containerd_gone(self) -> None:
+        """dockerd's containerd dies with it (parent-death signal), a moment later; a dockerd
+        started before that moment waits on the dying one and fails."""
         try:
-            pid = int(pidfile.read_text().strip())
+            pid = int((self.root / "exec" / "containerd" / "containerd.pid").read_text().strip())
         except (OSError, ValueError):
             return
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        wait_until(lambda: not _alive(pid), 20, 0.1, "containerd to exit")
+        wait_until(lambda: not _alive(pid), 20, 0.05, "the old containerd to exit")
+        _reap(pid)
+
+    def _kill_leftovers(self) -> None:
+        """A SIGKILLed dockerd leaves its containerd (the next start reuses it, as after a real
+        crash) and container shims; a torn-down harness leaves nothing of ours behind."""
+        mine = str(self.root)
+        for pid in _pids_mentioning(mine):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+        for pid in _pids_mentioning(mine):
+            wait_until(lambda pid=pid: not _alive(pid), 20, 0.1, f"process {pid} to exit")
+            _reap(pid)
 
     def restart(self, sig: int = signal.SIGKILL) -> None:
         self.kill(sig)
@@ -160,20 +172,17 @@ class PrivateDockerd:
     def remove_all_containers(self) -> None:
         client = self.client()
         for c in client.containers.list(all=True):
-            try:
+            with contextlib.suppress(docker.errors.APIError):
                 c.remove(force=True)
-            except docker.errors.APIError:
-                pass
         client.close()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            try:
+            with contextlib.suppress(Exception):  # tearing down whatever state it is in
                 self.remove_all_containers()
-            except Exception:  # noqa: BLE001 - tearing down whatever state it is in
-                pass
             self.kill(signal.SIGTERM)
-        self._kill_containerd()
+        self._kill_leftovers()
+        _reap_zombies()
         self._unmount()
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -183,6 +192,43 @@ class PrivateDockerd:
             points = [line.split()[4] for line in f if line.split()[4].startswith(root)]
         for point in sorted(points, key=len, reverse=True):
             subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+
+
+def _become_subreaper() -> None:
+    """On these machines PID 1 does not reap orphans: the containerd of a SIGKILLed dockerd
+    stays a zombie that the next dockerd takes for a live one and waits on. As a child
+    subreaper the test process inherits such orphans and can reap them itself."""
+    pr_set_child_subreaper = 36
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _reap_zombies() -> None:
+    """Orphaned shims we inherited as subreaper and that have exited."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _pids_mentioning(text: str) -> list[int]:
+    """PIDs whose command line names our private root (its containerd and shims)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
 
 
 def _alive(pid: int) -> bool:

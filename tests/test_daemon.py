@@ -6,8 +6,7 @@ import signal
 import time
 
 import pytest
-
-from harness import COMPLIANT, is_running, run_container, unique, wait_until
+from harness import COMPLIANT, REPO, is_running, run_container, unique, wait_until
 
 VIOLATIONS = {
     "privileged": ({"privileged": True, "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"]},
@@ -51,8 +50,6 @@ def test_compliant_container_keeps_running(client, covenant_factory, journal):
 
 def test_sample_policy_sections_grant_their_exceptions(client, covenant_factory, journal):
     """The sections of the shipped docker-covenant.yml, by exact container name."""
-    from harness import REPO
-
     policy = "\n".join(line for line in (REPO / "docker-covenant.yml").read_text().splitlines()
                        if not line.startswith(("syslog_ident", "---", "...")))
     cov = covenant_factory(policy + "\n")
