@@ -12,6 +12,8 @@ setup(
     packages=find_packages(include=["covenant", "covenant.*"]),
     python_requires=">=3.9",
     install_requires=["docker>=6.0", "PyYAML>=5.4", "systemd-python>=234"],
-    extras_require={"test": ["pytest>=7", "ruff", "mypy", "types-PyYAML"]},
+    extras_require={
+        "test": ["pytest>=7", "pytest-timeout", "ruff", "mypy", "types-PyYAML", "types-requests"],
+    },
     entry_points={"console_scripts": ["docker-covenant=covenant.cli:main"]},
 )

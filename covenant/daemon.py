@@ -11,7 +11,7 @@ import docker
 
 from . import identity, logs
 from .enforce import Enforcer
-from .events import Watcher
+from .events import Watcher, reaudit
 from .policy import Policy
 
 
@@ -69,8 +69,10 @@ def run(policy: Policy) -> int:
     watcher = Watcher(api, enforcer.submit, log, on_connected=on_connected)
     thread = threading.Thread(target=watcher.run, args=(stopping,), name="events", daemon=True)
     thread.start()
-    while not stopping.wait(1.0):
-        pass
+    if policy.reaudit_interval:
+        threading.Thread(target=reaudit, args=(watcher, enforcer.submit_again, policy.reaudit_interval,
+                                               stopping), name="reaudit", daemon=True).start()
+    stopping.wait()  # a signal handler sets it; nothing polls while idle
     notify("STOPPING=1")
     watcher.close()
     thread.join(timeout=5)

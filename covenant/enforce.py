@@ -40,22 +40,26 @@ class Enforcer:
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._lock = threading.Lock()
 
-    def submit(self, container_id: str) -> None:
-        """Queue one container for evaluation; returns at once."""
-        self._evaluate_pool.submit(self._guarded, container_id)
+    def submit(self, container_id: str, again: bool = False) -> None:
+        """Queue one container for evaluation; returns at once. ``again`` decides a start
+        that was already decided (a re-audit, a new policy)."""
+        self._evaluate_pool.submit(self._guarded, container_id, again)
+
+    def submit_again(self, container_id: str) -> None:
+        self.submit(container_id, again=True)
 
     def shutdown(self) -> None:
         self._evaluate_pool.shutdown(wait=True, cancel_futures=True)
         self._stop_pool.shutdown(wait=False, cancel_futures=True)
 
-    def _guarded(self, container_id: str) -> None:
+    def _guarded(self, container_id: str, again: bool) -> None:
         try:
-            self.evaluate(container_id)
+            self.evaluate(container_id, again)
         except Exception:  # a bug must cost one evaluation, never the daemon
             self.log.exception("%s: evaluation failed", container_id[:12],
                                extra=fields(CONTAINER_ID=container_id, COVENANT_ACTION="error"))
 
-    def evaluate(self, container_id: str) -> Decision | None:
+    def evaluate(self, container_id: str, again: bool = False) -> Decision | None:
         """Evaluate one container now; None when there was nothing to decide."""
         policy = self.policy
         short = container_id[:12]
@@ -70,7 +74,7 @@ class Enforcer:
                            data.get("Name", short).lstrip("/"),
                            extra=fields(CONTAINER_ID=container_id, COVENANT_ACTION="self"))
             return None
-        if not self._first_time(data):
+        if not self._first_time(data) and not again:
             return None
         decision = policy.decide(data)
         self._record(policy, decision)

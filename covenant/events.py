@@ -78,11 +78,11 @@ class Watcher:
         finally:
             stream.close()
 
-    def sweep(self) -> int:
-        """Hand on every running container; returns how many."""
+    def sweep(self, handler: Callable[[str], None] | None = None) -> int:
+        """Hand every running container to handler (default: on_start); returns how many."""
         running = self.api.containers(quiet=True)
         for container in running:
-            self.on_start(container["Id"])
+            (handler or self.on_start)(container["Id"])
         self.log.debug("swept %d running containers", len(running))
         return len(running)
 
@@ -107,6 +107,21 @@ class Watcher:
         if stream is not None:
             with contextlib.suppress(Exception):  # already closed is fine
                 stream.close()
+
+
+def reaudit(watcher: Watcher, handler: Callable[[str], None], interval: float,
+            stopping: threading.Event) -> None:
+    """Every interval, evaluate every running container again: catches a container changed
+    by ``docker update`` and anything a lost event would have hidden."""
+    while not stopping.wait(interval):
+        if not watcher.connected.is_set():
+            continue  # the reconnection sweeps anyway
+        try:
+            count = watcher.sweep(handler)
+        except Exception as e:  # noqa: BLE001 - the next round tries again
+            watcher.log.warning("re-audit failed (%s)", _brief(e))
+            continue
+        watcher.log.debug("re-audit: %d running containers queued", count)
 
 
 def _brief(error: Exception) -> str:

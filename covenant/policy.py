@@ -55,6 +55,7 @@ class Policy:
     mode: str = "enforce"
     action: str = "kill"
     stop_timeout: int = 10
+    reaudit_interval: float = 0
     sections: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
     source: str = "<defaults>"
     digest: str = ""
@@ -83,18 +84,20 @@ class Policy:
             "mode": self.mode,
             "action": self.action,
             "stop_timeout": self.stop_timeout,
+            "reaudit_interval": self.reaudit_interval,
             "defaults": dict(DEFAULTS),
             "containers": {name: self.settings_for(name) for name in sorted(self.sections)},
         }
 
 
 # Reserved top-level keys: name -> (accepted type, check, what the error says it expects).
-RESERVED: Mapping[str, tuple[type, Any, str]] = {
+RESERVED: Mapping[str, tuple[type | tuple[type, ...], Any, str]] = {
     "syslog_ident": (str, lambda v: bool(v.strip()), "a non-empty string"),
     "debug": (bool, None, "yes or no"),
     "mode": (str, lambda v: v in MODES, "one of: " + ", ".join(MODES)),
     "action": (str, lambda v: v in ACTIONS, "one of: " + ", ".join(ACTIONS)),
     "stop_timeout": (int, lambda v: v >= 0, "a whole number of seconds, 0 or more"),
+    "reaudit_interval": ((int, float), lambda v: v >= 0, "a number of seconds, 0 (off) or more"),
 }
 
 
@@ -179,7 +182,7 @@ def parse_policy(raw: bytes | str, path: str = "<policy>") -> Policy:
 def _reserved(path: str, line: int | None, key: str, value: Any) -> Any:
     kind, valid, expected = RESERVED[key]
     # YAML booleans are ints to Python; never let ``yes`` pass as a number.
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)) or (
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)) or (
             valid is not None and not valid(value)):
         raise PolicyError(path, line, f"{key}: expected {expected}, got {value!r}")
     return value
