@@ -322,12 +322,17 @@ class JournalBed:
 class Covenant:
     """docker-covenant as a user runs it: its own process, a policy file, the private engine."""
 
-    def __init__(self, workdir: Path, docker_host: str, policy: str, ident: str | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(self, workdir: Path, docker_host: str, policy: str | None, ident: str | None = None,
+                 env: dict[str, str] | None = None, argv: list[str] | None = None,
+                 cwd: Path | None = None) -> None:
+        """policy None: no policy file of ours; argv then says how to run it."""
         self.ident = ident or f"covtest-{uuid.uuid4().hex[:10]}"
         self.workdir = workdir
+        self.cwd = cwd or workdir
         self.config = workdir / f"{self.ident}.yml"
-        self.config.write_text(f"syslog_ident: {self.ident}\n{policy}")
+        if policy is not None:
+            self.config.write_text(f"syslog_ident: {self.ident}\n{policy}")
+        self.argv = argv or [sys.executable, "-m", "covenant", "--config", str(self.config)]
         self.notify_path = workdir / f"{self.ident}.notify"
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(str(self.notify_path))
@@ -341,8 +346,8 @@ class Covenant:
 
     def start(self, wait_ready: bool = True, timeout: float = 30) -> Covenant:
         err = open(self.stderr_path, "ab")  # noqa: SIM115 - owned by the process
-        self.proc = subprocess.Popen([sys.executable, "-m", "covenant", "--config", str(self.config)],
-                                     env=self.env, stdout=err, stderr=subprocess.STDOUT, cwd=self.workdir)
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=err, stderr=subprocess.STDOUT,
+                                     cwd=self.cwd)
         err.close()
         if wait_ready:
             self.wait_note("READY=1", timeout)
@@ -394,6 +399,13 @@ class Covenant:
         finally:
             self.notify.close()
             self.notify_path.unlink(missing_ok=True)
+
+
+def host_python_mounts(*extra: str) -> dict[str, dict[str, str]]:
+    """Run the host's own Python and this checkout inside a busybox container: there is no
+    registry to pull a Python image from here, so the Dockerfile's base cannot be built."""
+    paths = {"/usr", "/lib", "/lib64", sys.base_prefix, sys.prefix, str(REPO), *extra}
+    return {p: {"bind": p, "mode": "ro"} for p in sorted(paths) if Path(p).exists()}
 
 
 def run_container(client: docker.DockerClient, name: str | None = None, command: list[str] | None = None,

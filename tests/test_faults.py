@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import signal
 import sys
-from pathlib import Path
 
-from harness import COMPLIANT, IMAGE, REPO, is_running, run_container, unique, wait_until
+from harness import COMPLIANT, IMAGE, REPO, host_python_mounts, is_running, run_container, unique, wait_until
 
 
 def test_engine_killed_and_restarted_nothing_slips_through(dockerd, client, covenant_factory, journal):
@@ -60,16 +59,6 @@ def test_daemon_started_before_the_engine_waits_for_it(dockerd, covenant_factory
     fresh.close()
 
 
-def _mounts_for_host_python(dockerd, workdir: Path) -> dict[str, dict[str, str]]:
-    """Run the host's own Python and this checkout inside a busybox container: there is no
-    registry to pull a Python image from, and the Dockerfile's base cannot be fetched here."""
-    paths = {"/usr", "/lib", sys.base_prefix, sys.prefix, str(REPO), str(workdir),
-             str(dockerd.socket.parent), "/run/systemd/journal"}
-    if Path("/lib64").exists():
-        paths.add("/lib64")
-    return {p: {"bind": p, "mode": "ro"} for p in sorted(paths) if Path(p).exists()}
-
-
 def test_never_stops_its_own_container_whatever_its_name(dockerd, client, journal, tmp_path):
     """docker-covenant in a container that breaks the default policy (no --cap-drop, no
     --security-opt), named like nothing in the policy: it sweeps itself, leaves itself
@@ -78,9 +67,10 @@ def test_never_stops_its_own_container_whatever_its_name(dockerd, client, journa
     policy = tmp_path / "policy.yml"
     policy.write_text(f"syslog_ident: {ident}\ndebug: no\n")
     name = unique("anything")
+    mounts = host_python_mounts(str(tmp_path), str(dockerd.socket.parent), "/run/systemd/journal")
     me = client.containers.run(
         IMAGE, [sys.executable, "-m", "covenant", "--config", str(policy)], name=name, detach=True,
-        network_mode="none", volumes=_mounts_for_host_python(dockerd, tmp_path), working_dir=str(tmp_path),
+        network_mode="none", volumes=mounts, working_dir=str(tmp_path),
         environment={"DOCKER_HOST": dockerd.host, "PYTHONPATH": str(REPO)})
     entry = journal.wait_for(ident, "never stopped", timeout=30)
     assert entry["MESSAGE"] == f"{name}: this is docker-covenant's own container; never stopped"

@@ -1,0 +1,99 @@
+"""The three ways README.adoc runs it: from a shell, as a container, as a systemd service."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+from harness import (
+    COMPLIANT,
+    IMAGE,
+    REPO,
+    Covenant,
+    host_python_mounts,
+    is_running,
+    run_container,
+    unique,
+    wait_until,
+)
+
+from covenant.policy import Policy
+
+
+def test_from_a_shell_the_console_command_runs_the_sample_policy(dockerd, client, journal, tmp_path):
+    """`pip install .` then `docker-covenant` in the checkout: ./docker-covenant.yml, debug on."""
+    command = shutil.which("docker-covenant")
+    assert command, "docker-covenant is not on PATH: install the package first (README, Quick start)"
+    cov = Covenant(tmp_path, dockerd.host, None, ident="docker-covenant", argv=[command], cwd=REPO)
+    try:
+        cov.start()
+        name = unique("shell")
+        run_container(client, name)
+        journal.wait_for("docker-covenant", f"{name}: stopping container")
+        privoxy = run_container(client, "privoxy", cap_drop=["ALL"])  # the sample's exception
+        journal.wait_for("docker-covenant", "privoxy: allowed")
+        assert is_running(privoxy)
+        wait_until(lambda: f"{name}: stopping container" in cov.output(), 5, what="console copy")
+        assert "policy docker-covenant.yml" in cov.output()
+        assert cov.stop() == 0
+    finally:
+        cov.close()
+
+
+def test_as_a_container_with_the_readme_flags(dockerd, client, journal, tmp_path):
+    """The README's `docker run` line: --cap-drop=all, no-new-privileges, read-only, no network,
+    the Docker socket, the journal socket and /dev/log mounted, policy in /etc/docker-covenant."""
+    ident = unique("covctr")
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "docker-covenant.yml").write_text(f"syslog_ident: {ident}\ndebug: no\n")
+    volumes = {**host_python_mounts(),
+               str(dockerd.socket): {"bind": "/var/run/docker.sock", "mode": "rw"},
+               "/run/systemd/journal/socket": {"bind": "/run/systemd/journal/socket", "mode": "rw"},
+               "/dev/log": {"bind": "/dev/log", "mode": "rw"},
+               str(etc): {"bind": "/etc/docker-covenant", "mode": "ro"}}
+    me = client.containers.run(
+        IMAGE, [sys.executable, "-m", "covenant"], name="docker-covenant", detach=True,
+        cap_drop=["all"], security_opt=["no-new-privileges"], read_only=True, network_mode="none",
+        volumes=volumes, working_dir="/", environment={"PYTHONPATH": str(REPO)})
+    journal.wait_for(ident, "following Docker events", timeout=30)
+    assert "policy /etc/docker-covenant/docker-covenant.yml" in journal.messages(ident)[0]
+    bad = run_container(client, unique("bad"))
+    journal.wait_for(ident, f"{bad.name}: stopping container")
+    good = run_container(client, unique("good"), **COMPLIANT)
+    journal.wait_for(ident, f"{good.name}: allowed")
+    assert is_running(me), me.logs().decode()
+    me.reload()
+    assert Policy().decide(me.attrs).allowed  # it passes its own default policy
+
+
+def _unit_for_this_install(tmp_path):
+    """The shipped unit, with ExecStart pointing where this test run installed the command
+    (verify checks that the binary exists)."""
+    command = shutil.which("docker-covenant")
+    assert command, "docker-covenant is not on PATH"
+    text = (REPO / "contrib" / "docker-covenant.service").read_text()
+    assert "ExecStart=/opt/docker-covenant/bin/docker-covenant " in text
+    unit = tmp_path / "docker-covenant.service"
+    unit.write_text(text.replace("/opt/docker-covenant/bin/docker-covenant", command))
+    return unit
+
+
+def test_systemd_unit_verifies(tmp_path):
+    unit = _unit_for_this_install(tmp_path)
+    text = unit.read_text()
+    for line in ("Type=notify", "Requires=docker.service", "After=docker.service", "Restart=on-failure"):
+        assert line in text
+    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert "docker-covenant.service" not in result.stderr, result.stderr
+
+
+def test_systemd_unit_is_sandboxed(tmp_path):
+    unit = _unit_for_this_install(tmp_path)
+    result = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)],
+                            capture_output=True, text=True, check=False)
+    line = next(x for x in result.stdout.splitlines() if "Overall exposure level" in x)
+    assert float(line.split(":")[1].split()[0]) <= 2.0, line
