@@ -11,7 +11,7 @@ setup(
     license="MIT",
     packages=find_packages(include=["covenant", "covenant.*"]),
     python_requires=">=3.9",
-    install_requires=["docker>=6.0", "PyYAML>=5.4", "systemd-python>=234"],
+    install_requires=["docker>=6.0", "PyYAML>=5.4", "systemd-python>=234", "prometheus_client>=0.16"],
     extras_require={
         "test": ["pytest>=7", "pytest-timeout", "ruff", "mypy", "types-PyYAML", "types-requests"],
     },

@@ -7,7 +7,7 @@ import json
 import sys
 
 from . import __version__
-from .policy import PolicyError, find_config, load_policy
+from .policy import PolicyError, find_config, load_policy, parse_address
 
 EXIT_CONFIG = 2
 
@@ -21,12 +21,21 @@ def parser() -> argparse.ArgumentParser:
                         "else /etc/docker-covenant/docker-covenant.yml)")
     p.add_argument("--check-config", action="store_true",
                    help="validate the policy file, print the effective policy as JSON, and exit")
+    p.add_argument("--metrics-address", metavar="HOST:PORT",
+                   help="serve /metrics, /healthz and /status here (off by default; "
+                        ":PORT means 127.0.0.1:PORT); overrides metrics_address in the policy")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.metrics_address:
+        try:
+            parse_address(args.metrics_address)
+        except ValueError as e:
+            p.error(str(e))
     try:
         policy = load_policy(find_config(args.config))
     except PolicyError as e:
@@ -38,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from .daemon import run
 
-    return run(policy)
+    return run(policy, args.metrics_address)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,23 @@
-"""Process life: connect, wire the watcher to the enforcer, tell systemd, stop cleanly."""
+"""Process life: connect, wire the watcher to the enforcer, talk to systemd, reload, stop cleanly."""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
+import time
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import docker
 
 from . import identity, logs
 from .enforce import Enforcer
 from .events import Watcher, reaudit
-from .policy import Policy
+from .metrics import Metrics, serve
+from .policy import Policy, PolicyError, load_policy, parse_address
 
 
 def notify(state: str) -> None:
@@ -22,6 +27,14 @@ def notify(state: str) -> None:
     except ImportError:
         return
     sd.notify(state)
+
+
+def watchdog_interval() -> float | None:
+    """Half of WATCHDOG_USEC when systemd asked this process for keep-alives (sd_watchdog_enabled)."""
+    usec, pid = os.environ.get("WATCHDOG_USEC"), os.environ.get("WATCHDOG_PID")
+    if not usec or not usec.isdigit() or (pid and pid != str(os.getpid())):
+        return None
+    return int(usec) / 2e6
 
 
 def connect(stopping: threading.Event, log: logging.Logger,
@@ -40,46 +53,154 @@ def connect(stopping: threading.Event, log: logging.Logger,
     return None
 
 
-def run(policy: Policy) -> int:
+class Daemon:
+    """One running docker-covenant. Signals only set flags; the main thread acts on them."""
+
+    def __init__(self, policy: Policy, metrics_address: str | None = None) -> None:
+        self.policy = policy
+        self.metrics_address = metrics_address or policy.metrics_address
+        self.log = logs.setup(policy.syslog_ident, policy.debug)
+        self.metrics = Metrics()
+        self.started = time.time()
+        self.stopping = threading.Event()
+        self._wake = threading.Event()
+        self._reload = False
+        self.enforcer: Enforcer | None = None
+        self.watcher: Watcher | None = None
+        self._reaudit: threading.Thread | None = None
+        self._events_thread: threading.Thread | None = None
+
+    # -- signals -------------------------------------------------------------------------
+    def _on_stop(self, _signum: int, _frame: FrameType | None) -> None:
+        self.stopping.set()
+        self._wake.set()
+
+    def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
+        self._reload = True
+        self._wake.set()
+
+    # -- life ----------------------------------------------------------------------------
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_hup)
+        own_id = identity.own_container_id()
+        p = self.policy
+        self.log.info("docker-covenant starting: policy %s (sha256 %s), mode %s, action %s%s",
+                      p.source, p.digest[:12], p.mode, p.action,
+                      f", own container {own_id[:12]}" if own_id else "")
+        server = self._serve_http()
+        api = connect(self.stopping, self.log)
+        if api is not None:
+            self._follow(api, own_id)
+        notify("STOPPING=1")
+        if self.watcher is not None:
+            self.watcher.close()
+        if self._events_thread is not None:
+            self._events_thread.join(timeout=5)
+        if self.enforcer is not None:
+            self.enforcer.shutdown()
+        if server is not None:
+            server.shutdown()
+        self.log.info("docker-covenant stopped")
+        return 0
+
+    def _follow(self, api: docker.APIClient, own_id: str | None) -> None:
+        self.enforcer = Enforcer(api, self.policy, self.log, own_id, self.metrics)
+        self.watcher = Watcher(api, self.enforcer.submit, self.log, on_connected=self._on_connected,
+                               metrics=self.metrics)
+        self._events_thread = threading.Thread(target=self.watcher.run, args=(self.stopping,),
+                                               name="events", daemon=True)
+        self._events_thread.start()
+        self._start_reaudit()
+        beat = watchdog_interval()
+        if beat:
+            threading.Thread(target=self._watchdog, args=(beat,), name="watchdog", daemon=True).start()
+        while not self.stopping.is_set():
+            self._wake.wait()  # nothing polls while idle
+            self._wake.clear()
+            if self._reload and not self.stopping.is_set():
+                self._reload = False
+                self.reload()
+
+    def _on_connected(self) -> None:
+        notify("READY=1\nSTATUS=" + self.status_line())
+
+    def _start_reaudit(self) -> None:
+        if self.policy.reaudit_interval and not (self._reaudit and self._reaudit.is_alive()):
+            assert self.watcher is not None and self.enforcer is not None
+            self._reaudit = threading.Thread(
+                target=reaudit, args=(self.watcher, self.enforcer.submit_again,
+                                      lambda: self.policy.reaudit_interval, self.stopping),
+                name="reaudit", daemon=True)
+            self._reaudit.start()
+
+    def _watchdog(self, interval: float) -> None:
+        """Keep-alive only while the events thread lives and the evaluation pool answers:
+        a stuck daemon must be restarted by systemd, not vouched for by a timer."""
+        assert self.enforcer is not None and self._events_thread is not None
+        while not self.stopping.wait(interval):
+            if self._events_thread.is_alive() and self.enforcer.responsive(interval):
+                notify("WATCHDOG=1\nSTATUS=" + self.status_line())
+            else:
+                self.log.error("events loop or evaluation pool not responding; withholding the watchdog")
+
+    # -- reload --------------------------------------------------------------------------
+    def reload(self) -> bool:
+        """Re-read the policy file (SIGHUP). A bad file is refused and the old policy stays."""
+        old = self.policy
+        notify("RELOADING=1")
+        try:
+            new = load_policy(Path(old.source))
+        except PolicyError as e:
+            self.metrics.reloads.labels("failed").inc()
+            self.log.error("policy reload failed: %s; keeping the previous policy (sha256 %s)",
+                           e, old.digest[:12], extra=logs.fields(COVENANT_ACTION="reload-failed"))
+            notify("READY=1\nSTATUS=" + self.status_line())
+            return False
+        self.policy = new
+        if (new.syslog_ident, new.debug) != (old.syslog_ident, old.debug):
+            self.log = logs.setup(new.syslog_ident, new.debug)
+        assert self.enforcer is not None and self.watcher is not None
+        self.enforcer.policy, self.enforcer.log, self.watcher.log = new, self.log, self.log
+        self.metrics.reloads.labels("ok").inc()
+        self.log.info("policy reloaded: %s (sha256 %s), mode %s, action %s; re-evaluating running "
+                      "containers", new.source, new.digest[:12], new.mode, new.action,
+                      extra=logs.fields(COVENANT_ACTION="reloaded"))
+        self._start_reaudit()
+        try:
+            self.watcher.sweep(self.enforcer.submit_again)
+        except Exception as e:  # noqa: BLE001 - the reconnection sweep will cover it
+            self.log.warning("could not list containers after reload (%s)", e)
+        notify("READY=1\nSTATUS=" + self.status_line())
+        return True
+
+    # -- what operators read -------------------------------------------------------------
+    def healthy(self) -> bool:
+        return self.watcher is not None and self.watcher.connected.is_set()
+
+    def status_line(self) -> str:
+        evaluated = self.metrics.registry.get_sample_value("covenant_containers_evaluated_total") or 0
+        return (f"{'following Docker events' if self.healthy() else 'waiting for Docker'}; "
+                f"mode {self.policy.mode}; {int(evaluated)} evaluated; "
+                f"policy sha256 {self.policy.digest[:12]}")
+
+    def status(self) -> dict[str, Any]:
+        p = self.policy
+        return {"policy": {"file": p.source, "sha256": p.digest}, "mode": p.mode, "action": p.action,
+                "uptime_seconds": round(time.time() - self.started, 3),
+                "events_connected": self.healthy(),
+                "last_decisions": list(self.enforcer.decisions) if self.enforcer else []}
+
+    def _serve_http(self) -> Any:
+        if not self.metrics_address:
+            return None
+        address = parse_address(self.metrics_address)
+        server = serve(address, self.metrics, self.healthy, self.status)
+        self.log.info("serving /metrics, /healthz and /status on %s:%d", *address)
+        return server
+
+
+def run(policy: Policy, metrics_address: str | None = None) -> int:
     """The daemon. Returns the exit status: 0 after SIGTERM/SIGINT."""
-    log = logs.setup(policy.syslog_ident, policy.debug)
-    stopping = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
-    own_id = identity.own_container_id()
-    log.info("docker-covenant starting: policy %s (sha256 %s), mode %s, action %s%s",
-             policy.source, policy.digest[:12], policy.mode, policy.action,
-             f", own container {own_id[:12]}" if own_id else "")
-    api = connect(stopping, log)
-    if api is None:
-        return _stopped(log)
-    enforcer = Enforcer(api, policy, log, own_id)
-    ready = threading.Event()
-
-    def on_connected() -> None:
-        if not ready.is_set():
-            ready.set()
-            notify("READY=1\nSTATUS=following Docker events, mode " + policy.mode)
-
-    watcher = Watcher(api, enforcer.submit, log, on_connected=on_connected)
-    thread = threading.Thread(target=watcher.run, args=(stopping,), name="events", daemon=True)
-    thread.start()
-    if policy.reaudit_interval:
-        threading.Thread(target=reaudit, args=(watcher, enforcer.submit_again, policy.reaudit_interval,
-                                               stopping), name="reaudit", daemon=True).start()
-    stopping.wait()  # a signal handler sets it; nothing polls while idle
-    notify("STOPPING=1")
-    watcher.close()
-    thread.join(timeout=5)
-    enforcer.shutdown()
-    return _stopped(log)
-
-
-def _stopped(log: logging.Logger) -> int:
-    log.info("docker-covenant stopped")
-    return 0
+    return Daemon(policy, metrics_address).run()

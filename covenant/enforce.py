@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -20,21 +20,25 @@ import requests
 from docker import APIClient
 
 from .logs import fields
+from .metrics import Metrics
 from .policy import Decision, Policy
 
 T = TypeVar("T")
 RECENT = 4096  # (id, StartedAt) pairs remembered to decide each start only once
+LAST_DECISIONS = 50  # kept for /status
 
 
 class Enforcer:
     """The thin shell around ``Policy.decide``: Docker I/O in, log lines and stops out."""
 
-    def __init__(self, api: APIClient, policy: Policy, log: logging.Logger,
-                 own_id: str | None = None, workers: int = 8, stop_workers: int = 64) -> None:
+    def __init__(self, api: APIClient, policy: Policy, log: logging.Logger, own_id: str | None = None,
+                 metrics: Metrics | None = None, workers: int = 8, stop_workers: int = 64) -> None:
         self.api = api
         self.policy = policy  # replaced whole on reload; read once per evaluation
         self.log = log
         self.own_id = own_id
+        self.metrics = metrics or Metrics()
+        self.decisions: deque[dict[str, Any]] = deque(maxlen=LAST_DECISIONS)
         self._evaluate_pool = ThreadPoolExecutor(workers, thread_name_prefix="evaluate")
         self._stop_pool = ThreadPoolExecutor(stop_workers, thread_name_prefix="stop")
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -43,24 +47,34 @@ class Enforcer:
     def submit(self, container_id: str, again: bool = False) -> None:
         """Queue one container for evaluation; returns at once. ``again`` decides a start
         that was already decided (a re-audit, a new policy)."""
-        self._evaluate_pool.submit(self._guarded, container_id, again)
+        self._evaluate_pool.submit(self._guarded, container_id, again, time.monotonic())
 
     def submit_again(self, container_id: str) -> None:
         self.submit(container_id, again=True)
+
+    def responsive(self, timeout: float) -> bool:
+        """True if the evaluation pool runs a no-op within timeout (the watchdog's probe)."""
+        try:
+            self._evaluate_pool.submit(lambda: None).result(timeout)
+        except Exception:  # noqa: BLE001 - a timeout or a pool shut down: not responsive
+            return False
+        return True
 
     def shutdown(self) -> None:
         self._evaluate_pool.shutdown(wait=True, cancel_futures=True)
         self._stop_pool.shutdown(wait=False, cancel_futures=True)
 
-    def _guarded(self, container_id: str, again: bool) -> None:
+    def _guarded(self, container_id: str, again: bool, received: float) -> None:
         try:
-            self.evaluate(container_id, again)
+            self.evaluate(container_id, again, received)
         except Exception:  # a bug must cost one evaluation, never the daemon
             self.log.exception("%s: evaluation failed", container_id[:12],
                                extra=fields(CONTAINER_ID=container_id, COVENANT_ACTION="error"))
 
-    def evaluate(self, container_id: str, again: bool = False) -> Decision | None:
+    def evaluate(self, container_id: str, again: bool = False,
+                 received: float | None = None) -> Decision | None:
         """Evaluate one container now; None when there was nothing to decide."""
+        received = time.monotonic() if received is None else received
         policy = self.policy
         short = container_id[:12]
         try:
@@ -77,7 +91,9 @@ class Enforcer:
         if not self._first_time(data) and not again:
             return None
         decision = policy.decide(data)
-        self._record(policy, decision)
+        self.metrics.evaluated.inc()
+        self.metrics.evaluation_seconds.observe(time.monotonic() - received)
+        self._record(policy, decision, received)
         return decision
 
     def _first_time(self, data: dict[str, Any]) -> bool:
@@ -91,48 +107,59 @@ class Enforcer:
                 self._recent.popitem(last=False)
         return True
 
-    def _record(self, policy: Policy, decision: Decision) -> None:
+    def _record(self, policy: Policy, decision: Decision, received: float) -> None:
         base = {"CONTAINER_ID": decision.container_id, "CONTAINER_NAME": decision.name,
                 "CONTAINER_IMAGE": decision.image, "COVENANT_MODE": policy.mode}
         if decision.allowed:
-            self.log.debug("%s: allowed", decision.name,
-                           extra=fields(**base, COVENANT_ACTION="allowed"))
+            self._note(decision, "allowed")
+            self.log.debug("%s: allowed", decision.name, extra=fields(**base, COVENANT_ACTION="allowed"))
             return
         for v in decision.violations:
+            self.metrics.violations.labels(v.check).inc()
             self.log.warning(v.message, extra=fields(**base, COVENANT_CHECK=v.check))
         checks = ",".join(v.check for v in decision.violations)
         if policy.mode == "warn":
+            self._note(decision, "warned")
             self.log.warning("%s: not stopping container (warn mode)", decision.name,
                              extra=fields(**base, COVENANT_CHECK=checks, COVENANT_ACTION="warned"))
             return
         action = "killed" if policy.action == "kill" else "stopped"
+        self._note(decision, action)
         self.log.warning("%s: stopping container", decision.name,
                          extra=fields(**base, COVENANT_CHECK=checks, COVENANT_ACTION=action))
         if policy.action == "kill":
-            self._stop(decision, None, base)
+            self._stop(decision, None, base, received)
         else:
-            self._stop_pool.submit(self._stop, decision, policy.stop_timeout, base)
+            self._stop_pool.submit(self._stop, decision, policy.stop_timeout, base, received)
 
-    def _stop(self, decision: Decision, timeout: int | None, base: dict[str, str]) -> None:
+    def _note(self, decision: Decision, action: str) -> None:
+        self.metrics.actions.labels(action).inc()
+        self.decisions.append({"time": time.time(), "id": decision.container_id, "name": decision.name,
+                               "image": decision.image, "action": action,
+                               "checks": [v.check for v in decision.violations]})
+
+    def _stop(self, decision: Decision, timeout: int | None, base: dict[str, str], received: float) -> None:
         """Kill at once (timeout None) or stop with the policy's grace period."""
         try:
             if timeout is None:
                 _retrying(self.api.kill, decision.container_id)
             else:
                 _retrying(self.api.stop, decision.container_id, timeout=timeout)
+            self.metrics.enforcement_seconds.observe(time.monotonic() - received)
         except docker.errors.NotFound:
-            self.log.info("%s: already removed", decision.name,
-                          extra=fields(**base, COVENANT_ACTION="gone"))
+            self._outcome(decision, base, logging.INFO, "already removed", "gone")
         except docker.errors.APIError as e:
             if e.status_code == 409:  # "is not running": it ended on its own first
-                self.log.info("%s: already not running", decision.name,
-                              extra=fields(**base, COVENANT_ACTION="gone"))
+                self._outcome(decision, base, logging.INFO, "already not running", "gone")
             else:
-                self.log.error("%s: failed to stop container: %s", decision.name, e.explanation,
-                               extra=fields(**base, COVENANT_ACTION="failed"))
+                self._outcome(decision, base, logging.ERROR, f"failed to stop container: {e.explanation}",
+                              "failed")
         except Exception as e:  # noqa: BLE001 - a lost connection must be said, not raised
-            self.log.error("%s: failed to stop container: %s", decision.name, e,
-                           extra=fields(**base, COVENANT_ACTION="failed"))
+            self._outcome(decision, base, logging.ERROR, f"failed to stop container: {e}", "failed")
+
+    def _outcome(self, decision: Decision, base: dict[str, str], level: int, text: str, action: str) -> None:
+        self.metrics.actions.labels(action).inc()
+        self.log.log(level, "%s: %s", decision.name, text, extra=fields(**base, COVENANT_ACTION=action))
 
 
 def _retrying(call: Callable[..., T], *args: Any, attempts: int = 4, **kwargs: Any) -> T:

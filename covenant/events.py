@@ -19,20 +19,22 @@ from typing import Any
 
 from docker import APIClient
 
+from .metrics import Metrics
+
 START_FILTER = {"type": "container", "event": "start"}
 
 
 class Watcher:
     def __init__(self, api: APIClient, on_start: Callable[[str], None], log: logging.Logger,
                  on_connected: Callable[[], None] = lambda: None,
-                 backoff: tuple[float, float] = (0.05, 2.0)) -> None:
+                 backoff: tuple[float, float] = (0.05, 2.0), metrics: Metrics | None = None) -> None:
         self.api = api
         self.on_start = on_start
         self.on_connected = on_connected
         self.log = log
         self.backoff = backoff
         self.connected = threading.Event()
-        self.reconnects = 0
+        self.metrics = metrics or Metrics()
         self._stream: Any = None
         self._since: str | None = None  # daemon time of the last event, "sec.nanosec"
         self._last_ids: set[str] = set()
@@ -54,10 +56,11 @@ class Watcher:
                 self.log.warning("cannot follow Docker events (%s); retrying in %.2f s",
                                  _brief(e), delay)
             self.connected.clear()
+            self.metrics.connected.set(0)
             if stopping.wait(delay):
                 break
             delay = min(delay * 2, self.backoff[1])
-            self.reconnects += 1
+            self.metrics.reconnects.inc()
 
     def _follow(self, stopping: threading.Event) -> None:
         since = self._since
@@ -70,6 +73,7 @@ class Watcher:
             self.log.info("following Docker events%s", f" from {since}" if since else "")
             self.sweep()
             self.connected.set()
+            self.metrics.connected.set(1)
             self.on_connected()
             for event in stream:
                 if stopping.is_set():
@@ -109,11 +113,12 @@ class Watcher:
                 stream.close()
 
 
-def reaudit(watcher: Watcher, handler: Callable[[str], None], interval: float,
+def reaudit(watcher: Watcher, handler: Callable[[str], None], interval: Callable[[], float],
             stopping: threading.Event) -> None:
-    """Every interval, evaluate every running container again: catches a container changed
-    by ``docker update`` and anything a lost event would have hidden."""
-    while not stopping.wait(interval):
+    """Every interval (read anew each round: a reload may change it; 0 is off), evaluate
+    every running container again: catches a container changed by ``docker update`` and
+    anything a lost event would have hidden."""
+    while interval() and not stopping.wait(interval()):
         if not watcher.connected.is_set():
             continue  # the reconnection sweeps anyway
         try:

@@ -56,6 +56,7 @@ class Policy:
     action: str = "kill"
     stop_timeout: int = 10
     reaudit_interval: float = 0
+    metrics_address: str | None = None
     sections: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
     source: str = "<defaults>"
     digest: str = ""
@@ -85,9 +86,29 @@ class Policy:
             "action": self.action,
             "stop_timeout": self.stop_timeout,
             "reaudit_interval": self.reaudit_interval,
+            "metrics_address": self.metrics_address,
             "defaults": dict(DEFAULTS),
             "containers": {name: self.settings_for(name) for name in sorted(self.sections)},
         }
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` or ``PORT`` (loopback); ``[::1]:PORT`` for IPv6."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "", text
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"not an address: {text!r} (expected HOST:PORT or :PORT)")
+    return host, int(port)
+
+
+def _valid_address(text: str) -> bool:
+    try:
+        parse_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 # Reserved top-level keys: name -> (accepted type, check, what the error says it expects).
@@ -98,6 +119,7 @@ RESERVED: Mapping[str, tuple[type | tuple[type, ...], Any, str]] = {
     "action": (str, lambda v: v in ACTIONS, "one of: " + ", ".join(ACTIONS)),
     "stop_timeout": (int, lambda v: v >= 0, "a whole number of seconds, 0 or more"),
     "reaudit_interval": ((int, float), lambda v: v >= 0, "a number of seconds, 0 (off) or more"),
+    "metrics_address": (str, _valid_address, "HOST:PORT or :PORT (loopback)"),
 }
 
 

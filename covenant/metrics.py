@@ -1,0 +1,78 @@
+"""What an operator reads without reading logs: Prometheus metrics, health and status over HTTP.
+
+The listener is off by default; when on it binds to loopback unless told otherwise,
+because ``/status`` names containers. Metrics live in a registry of this daemon's
+own (no module-level state), so tests and embedders can run several side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.evaluated = Counter("covenant_containers_evaluated", "Containers evaluated", registry=r)
+        self.violations = Counter("covenant_violations", "Violations found, by check id", ["check"],
+                                  registry=r)
+        self.actions = Counter("covenant_actions", "Decisions taken, by action", ["action"], registry=r)
+        self.evaluation_seconds = Histogram(
+            "covenant_evaluation_seconds", "Inspect and evaluate one container", registry=r,
+            buckets=LATENCY_BUCKETS)
+        self.enforcement_seconds = Histogram(
+            "covenant_enforcement_seconds", "From reading a start event until the kill or stop "
+            "request returned", registry=r, buckets=LATENCY_BUCKETS)
+        self.reconnects = Counter("covenant_events_reconnects", "Events stream reconnections", registry=r)
+        self.connected = Gauge("covenant_events_connected", "1 while the events stream is open", registry=r)
+        self.reloads = Counter("covenant_policy_reloads", "Policy reloads, by result", ["result"], registry=r)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def serve(address: tuple[str, int], metrics: Metrics, healthy: Callable[[], bool],
+          status: Callable[[], dict[str, Any]]) -> ThreadingHTTPServer:
+    """Start the listener on a daemon thread; returns the server (``shutdown()`` stops it)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, CONTENT_TYPE_LATEST, metrics.exposition())
+            elif path == "/healthz":
+                ok = healthy()
+                self._send(200 if ok else 503, "text/plain", b"ok\n" if ok else b"unhealthy\n")
+            elif path == "/status":
+                self._send(200, "application/json", json.dumps(status(), indent=1).encode() + b"\n")
+            else:
+                self._send(404, "text/plain", b"not found: /metrics, /healthz, /status\n")
+
+        def _send(self, code: int, ctype: str, body: bytes) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # scrapes are not decisions
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+
+    server = Server(address, Handler)
+    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+    return server
