@@ -103,6 +103,7 @@ class Daemon:
         if server is not None:
             server.shutdown()
         self.log.info("docker-covenant stopped")
+        logs.shutdown(self.log)
         return 0
 
     def _follow(self, api: docker.APIClient, own_id: str | None) -> None:

@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from logging.handlers import SysLogHandler
+from logging.handlers import QueueHandler, QueueListener, SysLogHandler
+from queue import Full, Queue
 from typing import Any
 
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 SYSLOG_SOCKET = "/dev/log"
 LOGGER_NAME = "docker-covenant"
 CONSOLE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+QUEUE_SIZE = 10_000  # records waiting for a slow sink before they go to stderr directly
 
 
 class _Strict:
@@ -93,23 +95,56 @@ class ChainHandler(logging.Handler):
         return type(self.sinks[0]).__name__
 
 
+class _Queue(QueueHandler):
+    """Hands records to the writer thread without ever blocking the caller: a journal that
+    is slow must not slow a kill. When the bounded queue is full the record is written to
+    stderr at once instead -- late or elsewhere, but never lost."""
+
+    def __init__(self, queue: Queue[logging.LogRecord], overflow: logging.Handler) -> None:
+        super().__init__(queue)
+        self.overflow = overflow
+        self.listener: QueueListener | None = None
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except Full:
+            self.overflow.emit(record)
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()  # writes out what is queued
+            self.listener = None
+        super().close()
+
+
 def setup(ident: str, debug: bool, logger_name: str = LOGGER_NAME) -> logging.Logger:
-    """(Re)configure the daemon's logger; returns it. Safe to call again on reload."""
+    """(Re)configure the daemon's logger; returns it. Safe to call again on reload.
+    Call ``shutdown`` before exit so that queued records are written."""
     logger = logging.getLogger(logger_name)
-    for old in list(logger.handlers):
-        logger.removeHandler(old)
-        old.close()
+    shutdown(logger)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setFormatter(logging.Formatter(f"{ident}: " + CONSOLE_FORMAT))
     sinks = [h for h in (_journal_handler(ident), _syslog_handler(ident)) if h is not None]
-    logger.addHandler(ChainHandler([*sinks, stderr]))
+    writers: list[logging.Handler] = [ChainHandler([*sinks, stderr])]
     if debug and sinks:
         console = logging.StreamHandler(sys.stderr)
         console.setFormatter(logging.Formatter(CONSOLE_FORMAT))
-        logger.addHandler(console)
+        writers.append(console)
+    handler = _Queue(Queue(QUEUE_SIZE), stderr)
+    handler.listener = QueueListener(handler.queue, *writers)
+    handler.listener.start()
+    logger.addHandler(handler)
     return logger
+
+
+def shutdown(logger: logging.Logger) -> None:
+    """Write out queued records and close the sinks."""
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+        old.close()
 
 
 def fields(**values: Any) -> dict[str, Any]:

@@ -133,7 +133,8 @@ def test_logging_chain_is_importable_without_systemd_python(tmp_path):
     """On a host without systemd-python the daemon still logs (to syslog or stderr)."""
     code = ("import sys; sys.modules['systemd'] = None\n"
             "from covenant import logs\nlog = logs.setup('covtest-nosd', False)\n"
-            "print(type(log.handlers[0].sinks[0]).__name__)")
+            "print(type(log.handlers[0].listener.handlers[0].sinks[0]).__name__)\n"
+            "logs.shutdown(log)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent).stdout
     assert out.strip() in ("StrictSyslog", "StreamHandler")
