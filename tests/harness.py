@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -432,3 +433,58 @@ def unique(prefix: str) -> str:
 
 def iter_lines(path: Path) -> Iterator[str]:
     yield from path.read_text().splitlines()
+
+
+class SocketProxy:
+    """A unix-socket relay in front of dockerd, to cut connections without stopping it."""
+
+    def __init__(self, path: Path, upstream: Path) -> None:
+        self.path, self.upstream = path, upstream
+        self.conns: list[socket.socket] = []
+        self.accepting = threading.Event()
+        self.accepting.set()
+        self.server = socket.socket(socket.AF_UNIX)
+        self.server.bind(str(path))
+        self.server.listen(64)
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            if not self.accepting.is_set():
+                client.close()
+                continue
+            up = socket.socket(socket.AF_UNIX)
+            up.connect(str(self.upstream))
+            with self.lock:
+                self.conns += [client, up]
+            for a, b in ((client, up), (up, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Close every relayed connection (both ends)."""
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for s in conns:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        self.server.close()
+        self.cut()

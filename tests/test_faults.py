@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from harness import COMPLIANT, IMAGE, REPO, host_python_mounts, is_running, run_container, unique, wait_until
+import pytest
+from harness import (
+    COMPLIANT,
+    IMAGE,
+    REPO,
+    SocketProxy,
+    host_python_mounts,
+    is_running,
+    run_container,
+    unique,
+    wait_until,
+)
 
 
 def test_engine_killed_and_restarted_nothing_slips_through(dockerd, client, covenant_factory, journal):
@@ -80,3 +96,117 @@ def test_never_stops_its_own_container_whatever_its_name(dockerd, client, journa
     journal.wait_for(ident, f"{good.name}: allowed")
     assert is_running(me), me.logs().decode()
     assert f"{name}: stopping container" not in journal.messages(ident)
+
+
+def test_events_stream_cut_without_the_engine_dying(dockerd, client, covenant_factory, journal, tmp_path):
+    """The socket closed under the daemon, and refused for a while: starts during the gap
+    are caught on reconnection (replay from the last event, then the sweep)."""
+    proxy = SocketProxy(tmp_path / "proxy.sock", dockerd.socket)
+    try:
+        cov = covenant_factory("debug: no\n", env={"DOCKER_HOST": f"unix://{proxy.path}"})
+        before = run_container(client, unique("before-cut"))
+        journal.wait_for(cov.ident, f"{before.name}: stopping container")
+        proxy.accepting.clear()
+        proxy.cut()
+        journal.wait_for(cov.ident, "cannot follow Docker events", timeout=10)
+        during = [run_container(client, unique("during-cut")) for _ in range(3)]
+        proxy.accepting.set()
+        for c in during:
+            journal.wait_for(cov.ident, f"{c.name}: stopping container", timeout=15)
+        proxy.cut()  # a cut alone: the stream ends, it reconnects at once
+        after = run_container(client, unique("after-cut"))
+        journal.wait_for(cov.ident, f"{after.name}: stopping container", timeout=15)
+        assert journal.messages(cov.ident).count(f"{before.name}: stopping container") == 1
+    finally:
+        proxy.close()
+
+
+def test_renamed_or_already_dead_before_evaluation(client, covenant_factory, journal):
+    """Between the event and the inspect the container was renamed (it is judged by the
+    name it has now) or had already exited (the outcome is logged; nothing crashes)."""
+    cov = covenant_factory("debug: no\ndocker-bench-security:\n  privileged: yes\n"
+                           "  cap_drop_required: no\n  security_opt_required: no\n")
+    cov.signal(signal.SIGSTOP)
+    try:
+        renamed = run_container(client, unique("renamed"))
+        renamed.rename(unique("renamed-again"))
+        exempt = run_container(client, unique("to-exempt"))
+        exempt.rename("docker-bench-security")
+        dead = run_container(client, unique("dead"), command=["true"])
+        wait_until(lambda: not is_running(dead), 5)
+    finally:
+        cov.signal(signal.SIGCONT)
+    renamed.reload()
+    journal.wait_for(cov.ident, f"{renamed.name}: stopping container")
+    journal.wait_for(cov.ident, "docker-bench-security: allowed")
+    entry = journal.wait_for(cov.ident, f"{dead.name}: already not running")
+    assert entry["COVENANT_ACTION"] == "gone"
+    assert is_running(exempt) and cov.alive()
+
+
+def test_daemon_killed_and_restarted_sweeps_what_started_meanwhile(client, covenant_factory, journal):
+    first = covenant_factory("debug: no\n")
+    first.signal(signal.SIGKILL)
+    first.proc.wait()
+    missed = [run_container(client, unique("while-down")) for _ in range(3)]
+    second = covenant_factory("debug: no\n")
+    for c in missed:
+        journal.wait_for(second.ident, f"{c.name}: stopping container")
+        wait_until(lambda c=c: not is_running(c), 5)
+
+
+FLOOD = int(os.environ.get("COVENANT_FLOOD", "1000"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_a_thousand_starts_with_the_journal_frozen(dockerd, client, tmp_path):
+    """1,000 violators started while the daemon's own journald is frozen (SIGSTOP): every
+    one is killed without waiting for the journal, the daemon's memory stays bounded, and
+    once the journal thaws every decision is in it."""
+    from test_logging import JOURNALD, _journald_in, in_namespace
+
+    setup = ("mount -t tmpfs tmpfs /run/systemd/journal\nmount -t tmpfs tmpfs /run/log\n"
+             "if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi\n"
+             f"{JOURNALD} </dev/null >/dev/null 2>&1 &\n"
+             "while [ ! -S /run/systemd/journal/socket ]; do sleep 0.05; done")
+    cov = in_namespace(tmp_path, dockerd, setup)
+    journald = None
+    try:
+        cov.start()
+        journald = _journald_in(cov.proc.pid)
+        assert journald
+        os.kill(journald, signal.SIGSTOP)
+        names = [f"flood-{i}" for i in range(FLOOD)]
+        with ThreadPoolExecutor(8) as pool:
+            created = list(pool.map(lambda n: client.containers.create(IMAGE, ["sleep", "300"], name=n,
+                                                                         network_mode="none"), names))
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda c: c.start(), created))
+        wait_until(lambda: not client.containers.list(filters={"name": "flood-"}), 120, 0.5,
+                   what="every violator to be killed while the journal is frozen")
+        rss_mb = int(next(line.split()[1] for line in Path(f"/proc/{cov.proc.pid}/status").read_text()
+                          .splitlines() if line.startswith("VmRSS:"))) / 1024
+        assert rss_mb < 120, f"daemon RSS {rss_mb:.0f} MB"
+        os.kill(journald, signal.SIGCONT)
+        journal_dir = f"/proc/{journald}/root/run/log/journal"
+
+        def stops() -> int:
+            out = subprocess.run(["journalctl", "-D", journal_dir, "--no-pager", "-o", "cat",
+                                  f"SYSLOG_IDENTIFIER={cov.ident}", "COVENANT_ACTION=killed"],
+                                 capture_output=True, text=True, check=False).stdout
+            return len({line for line in out.splitlines() if line.endswith(": stopping container")})
+
+        wait_until(lambda: stops() + cov.output().count(": stopping container") >= FLOOD, 120, 1.0,
+                   what="all 1,000 decisions to be written")
+    finally:
+        if journald:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(journald, signal.SIGCONT)
+        cov.close()
+        if journald:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(journald, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(journald, 0)
+        dockerd.remove_all_containers()

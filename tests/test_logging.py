@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from harness import Covenant, run_container, unique, wait_until
+from harness import Covenant, is_running, run_container, unique, wait_until
 
 JOURNALD = "/lib/systemd/systemd-journald"
 
@@ -129,12 +129,44 @@ def test_journal_that_dies_mid_run_loses_no_decision(tmp_path, dockerd, client):
                 os.waitpid(journald, 0)
 
 
-def test_logging_chain_is_importable_without_systemd_python(tmp_path):
-    """On a host without systemd-python the daemon still logs (to syslog or stderr)."""
+def test_journal_is_written_without_systemd_python(tmp_path, journal):
+    """The journal sink speaks journald's native protocol itself; a host without
+    systemd-python (which only the sd_notify calls use) still gets structured entries."""
+    ident = unique("covtest-nosd")
     code = ("import sys; sys.modules['systemd'] = None\n"
-            "from covenant import logs\nlog = logs.setup('covtest-nosd', False)\n"
-            "print(type(log.handlers[0].listener.handlers[0].sinks[0]).__name__)\n"
+            "from covenant import logs\n"
+            f"log = logs.setup({ident!r}, False)\n"
+            "log.warning('two\\nlines', extra=logs.fields(CONTAINER_NAME='x', COVENANT_CHECK='CV001'))\n"
             "logs.shutdown(log)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parent.parent).stdout
-    assert out.strip() in ("StrictSyslog", "StreamHandler")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)
+    entry = wait_until(lambda: journal.entries(ident), 5)[0]
+    assert (entry["MESSAGE"], entry["PRIORITY"], entry["CONTAINER_NAME"], entry["COVENANT_CHECK"]) == (
+        "two\nlines", "4", "x", "CV001")
+
+
+def test_a_frozen_journal_does_not_delay_a_kill(tmp_path, dockerd, client):
+    """journald stopped (SIGSTOP) under the daemon: violators are still killed at once, and
+    their decisions reach stderr after the journal sink's timeout."""
+    setup = (f"{HIDE_JOURNAL}\nmount -t tmpfs tmpfs /run/log\n"
+             "if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi\n"
+             f"{JOURNALD} </dev/null >/dev/null 2>&1 &\n"
+             "while [ ! -S /run/systemd/journal/socket ]; do sleep 0.05; done")
+    cov = in_namespace(tmp_path, dockerd, setup)
+    journald = None
+    try:
+        cov.start()
+        journald = _journald_in(cov.proc.pid)
+        assert journald
+        os.kill(journald, signal.SIGSTOP)
+        flood = [run_container(client, unique("frozen-journal")) for _ in range(40)]
+        for c in flood:  # more than the journal's socket queue holds
+            wait_until(lambda c=c: not is_running(c), 5, what=f"{c.name} to be killed")
+        wait_until(lambda: all(f"{c.name}: stopping container" in cov.output() for c in flood[-5:]), 15,
+                   what="the decisions on stderr")
+    finally:
+        if journald:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(journald, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(journald, 0)
+        cov.close()
