@@ -1,13 +1,17 @@
 """The check catalogue: pure functions from a container's configuration to violations.
 
 Every check reads the plain ``docker inspect`` dictionary of one container and the
-settings that the policy resolved for that container's name. Nothing here talks to
-Docker or logs: the same functions serve the events path, the start-up sweep and
-any offline use, so a decision can be reproduced from recorded JSON.
+settings that the policy resolved for that container. Nothing here talks to Docker or
+logs: the same functions serve the events path, the start-up sweep, ``audit`` and the
+authorization plugin, so a decision can be reproduced from recorded JSON.
+
+CIS numbers are those of the CIS Docker Benchmark v1.3.1, section 5 (container runtime).
 """
 
 from __future__ import annotations
 
+import fnmatch
+import posixpath
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +25,14 @@ DISABLING_SECURITY_OPTS = frozenset(
     {"seccomp=unconfined", "apparmor=unconfined", "label=disable", "systempaths=unconfined",
      "no-new-privileges=false"}
 )
+# Docker's default capability set (moby oci/caps/defaults.go).
+DOCKER_DEFAULT_CAPS = frozenset(
+    {"CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID", "SETFCAP",
+     "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE"}
+)
+SENSITIVE_HOST_DIRS = ("/", "/boot", "/dev", "/etc", "/lib", "/proc", "/sys", "/usr")
+DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
+ROOT_USERS = ("", "root", "0")
 
 
 @dataclass(frozen=True)
@@ -32,22 +44,36 @@ class Violation:
 
 
 @dataclass(frozen=True)
+class Setting:
+    """A policy key of a container section: its default and what values it takes."""
+
+    name: str
+    default: Any
+    kind: str  # "bool" or "list"
+    doc: str
+
+
+@dataclass(frozen=True)
 class Check:
-    """A rule with a stable id (``CVnnn``), the policy key that governs it and the
-    CIS Docker Benchmark (v1.3.1, container runtime) item where one exists."""
+    """A rule with a stable id (``CVnnn``), the policy key that governs it and the CIS
+    item where one exists. ``violates`` returns None when compliant, else a detail
+    (possibly empty) appended to the message."""
 
     id: str
     title: str
     cis: str | None
     key: str
-    violates: Callable[[Container, Settings], bool]
-    message: str  # formatted with ``name``
+    violates: Callable[[Container, Settings], str | None]
+    message: str  # formatted with ``name`` and ``detail``
 
     def __call__(self, container: Container, settings: Settings) -> Violation | None:
-        if self.violates(container, settings):
-            return Violation(self.id, self.message.format(name=container_name(container)))
-        return None
+        detail = self.violates(container, settings)
+        if detail is None:
+            return None
+        return Violation(self.id, self.message.format(name=container_name(container), detail=detail))
 
+
+# -- reading the inspect data --------------------------------------------------------------
 
 def container_name(container: Container) -> str:
     """The name as ``docker ps`` shows it (inspect prefixes a slash)."""
@@ -56,6 +82,10 @@ def container_name(container: Container) -> str:
 
 def host_config(container: Container) -> Mapping[str, Any]:
     return container.get("HostConfig") or {}
+
+
+def config(container: Container) -> Mapping[str, Any]:
+    return container.get("Config") or {}
 
 
 def capability(name: str) -> str:
@@ -81,25 +111,226 @@ def normalise_security_opt(option: str) -> str:
     return f"{key}={value.strip().lower()}" if sep else key
 
 
+def security_opts(container: Container) -> list[str]:
+    return [normalise_security_opt(o) for o in host_config(container).get("SecurityOpt") or []]
+
+
 def protective_security_opts(container: Container) -> list[str]:
-    opts = host_config(container).get("SecurityOpt") or []
-    return [o for o in opts if normalise_security_opt(o) not in DISABLING_SECURITY_OPTS]
+    return [o for o in security_opts(container) if o not in DISABLING_SECURITY_OPTS]
 
 
-def _privileged(c: Container, s: Settings) -> bool:
-    return bool(host_config(c).get("Privileged")) and not s["privileged"]
+def bind_mounts(container: Container) -> list[Mapping[str, Any]]:
+    """Bind mounts as inspect lists them (``Mounts``), with ``Binds`` as a fallback for
+    configurations not started yet (``HostConfig.Binds``: ``src:dst[:opts]``)."""
+    mounts = [m for m in container.get("Mounts") or [] if m.get("Type") == "bind"]
+    if mounts or "Mounts" in container:
+        return mounts
+    out: list[Mapping[str, Any]] = []
+    for bind in host_config(container).get("Binds") or []:
+        parts = bind.split(":")
+        if len(parts) >= 2 and parts[0].startswith("/"):
+            opts = parts[2].split(",") if len(parts) > 2 else []
+            out.append({"Source": parts[0], "Destination": parts[1], "RW": "ro" not in opts,
+                        "Propagation": next((o for o in opts if "shared" in o or "slave" in o
+                                             or "private" in o), "")})
+    for m in host_config(container).get("Mounts") or []:
+        if m.get("Type") == "bind":
+            out.append({"Source": m.get("Source", ""), "Destination": m.get("Target", ""),
+                        "RW": not m.get("ReadOnly"),
+                        "Propagation": (m.get("BindOptions") or {}).get("Propagation", "")})
+    return out
 
 
-def _cap_drop(c: Container, s: Settings) -> bool:
-    return bool(s["cap_drop_required"]) and "ALL" not in capabilities(host_config(c).get("CapDrop"))
+def port_bindings(container: Container) -> list[tuple[str, str, str]]:
+    """(container port, host ip, host port) of every published port."""
+    out = []
+    for port, bindings in (host_config(container).get("PortBindings") or {}).items():
+        for b in bindings or []:
+            out.append((port, (b or {}).get("HostIp") or "", str((b or {}).get("HostPort") or "")))
+    return out
 
 
-def _security_opt(c: Container, s: Settings) -> bool:
-    return bool(s["security_opt_required"]) and not protective_security_opts(c)
+def _clean(path: str) -> str:
+    return posixpath.normpath(path) if path else path
 
 
-def _cap_add_all(c: Container, s: Settings) -> bool:
-    return "ALL" in capabilities(host_config(c).get("CapAdd")) and not s["privileged"]
+def _under(path: str, prefix: str) -> bool:
+    path, prefix = _clean(path), _clean(prefix)
+    return prefix in ("/", path) or path.startswith(prefix.rstrip("/") + "/")
+
+
+def _listed(items: Iterable[str]) -> str:
+    return ", ".join(sorted(items))
+
+
+# -- the checks ------------------------------------------------------------------------------
+
+def _privileged(c: Container, s: Settings) -> str | None:
+    return "" if host_config(c).get("Privileged") and not s["privileged"] else None
+
+
+def _cap_drop(c: Container, s: Settings) -> str | None:
+    missing = s["cap_drop_required"] and "ALL" not in capabilities(host_config(c).get("CapDrop"))
+    return "" if missing else None
+
+
+def _security_opt(c: Container, s: Settings) -> str | None:
+    return "" if s["security_opt_required"] and not protective_security_opts(c) else None
+
+
+def _cap_add_all(c: Container, s: Settings) -> str | None:
+    return "" if "ALL" in capabilities(host_config(c).get("CapAdd")) and not s["privileged"] else None
+
+
+def _apparmor(c: Container, s: Settings) -> str | None:
+    if not s["apparmor_required"]:
+        return None
+    profile = c.get("AppArmorProfile")
+    opts = [o for o in security_opts(c) if o.startswith("apparmor=")]
+    if profile is None:  # not started yet: judge the requested option
+        profile = opts[-1].partition("=")[2] if opts else ""
+    return f" ({profile or 'none'})" if profile in ("", "unconfined") else None
+
+
+def _cap_add_extra(c: Container, s: Settings) -> str | None:
+    if not s["no_added_capabilities"]:
+        return None
+    allowed = DOCKER_DEFAULT_CAPS | capabilities(s["allowed_capabilities"] or [])
+    extra = capabilities(host_config(c).get("CapAdd")) - allowed - {"ALL"}
+    return f": {_listed(extra)}" if extra else None
+
+
+def _sensitive_mounts(c: Container, s: Settings) -> str | None:
+    if not s["sensitive_mounts_forbidden"]:
+        return None
+    bad = {_clean(m.get("Source", "")) for m in bind_mounts(c)
+           if m.get("RW", True) and _clean(m.get("Source", "")) in SENSITIVE_HOST_DIRS}
+    return f": {_listed(bad)}" if bad else None
+
+
+def _privileged_ports(c: Container, s: Settings) -> str | None:
+    if not s["privileged_ports_forbidden"]:
+        return None
+    bad = {hp for _, _, hp in port_bindings(c) if hp.isdigit() and 0 < int(hp) < 1024}
+    return f": {_listed(bad)}" if bad else None
+
+
+def _all_interfaces(c: Container, s: Settings) -> str | None:
+    if not s["host_ip_required"]:
+        return None
+    bad = {port for port, ip, _ in port_bindings(c) if ip in ("", "0.0.0.0", "::")}
+    return f": {_listed(bad)}" if bad else None
+
+
+def _host_namespace(field: str, key: str) -> Callable[[Container, Settings], str | None]:
+    def check(c: Container, s: Settings) -> str | None:
+        return "" if s[key] and str(host_config(c).get(field) or "") == "host" else None
+    return check
+
+
+def _memory(c: Container, s: Settings) -> str | None:
+    return "" if s["memory_limit_required"] and not host_config(c).get("Memory") else None
+
+
+def _cpu(c: Container, s: Settings) -> str | None:
+    if not s["cpu_limit_required"]:
+        return None
+    hc = host_config(c)
+    shares = hc.get("CpuShares") or 0
+    limited = (shares not in (0, 1024)) or hc.get("NanoCpus") or hc.get("CpuQuota") or hc.get("CpusetCpus")
+    return None if limited else ""
+
+
+def _read_only(c: Container, s: Settings) -> str | None:
+    return "" if s["read_only_required"] and not host_config(c).get("ReadonlyRootfs") else None
+
+
+def _restart(c: Container, s: Settings) -> str | None:
+    if not s["restart_policy_limited"]:
+        return None
+    policy = host_config(c).get("RestartPolicy") or {}
+    name, retries = policy.get("Name") or "no", int(policy.get("MaximumRetryCount") or 0)
+    if name in ("always", "unless-stopped"):
+        return f" ({name})"
+    if name == "on-failure" and not 0 < retries <= 5:
+        return f" (on-failure:{retries or 'unlimited'})"
+    return None
+
+
+def _devices(c: Container, s: Settings) -> str | None:
+    if not s["host_devices_forbidden"]:
+        return None
+    devices = {d.get("PathOnHost", "") for d in host_config(c).get("Devices") or []}
+    return f": {_listed(devices)}" if devices else None
+
+
+def _shared_propagation(c: Container, s: Settings) -> str | None:
+    if not s["shared_propagation_forbidden"]:
+        return None
+    bad = {m.get("Destination", "") for m in bind_mounts(c) if m.get("Propagation") in ("shared", "rshared")}
+    return f": {_listed(bad)}" if bad else None
+
+
+def _seccomp_unconfined(c: Container, s: Settings) -> str | None:
+    return "" if s["seccomp_unconfined_forbidden"] and "seccomp=unconfined" in security_opts(c) else None
+
+
+def _cgroup_parent(c: Container, s: Settings) -> str | None:
+    parent = host_config(c).get("CgroupParent")
+    return f": {parent}" if s["cgroup_parent_forbidden"] and parent else None
+
+
+def _no_new_privileges(c: Container, s: Settings) -> str | None:
+    if not s["no_new_privileges_required"]:
+        return None
+    opts = security_opts(c)
+    return None if "no-new-privileges" in opts or "no-new-privileges=true" in opts else ""
+
+
+def _healthcheck(c: Container, s: Settings) -> str | None:
+    if not s["healthcheck_required"]:
+        return None
+    test = (config(c).get("Healthcheck") or {}).get("Test") or []
+    return "" if not test or test[0] == "NONE" else None
+
+
+def _pids_limit(c: Container, s: Settings) -> str | None:
+    limit = host_config(c).get("PidsLimit")
+    return "" if s["pids_limit_required"] and (limit is None or limit <= 0) else None
+
+
+def _docker_socket(c: Container, s: Settings) -> str | None:
+    if not s["docker_socket_forbidden"]:
+        return None
+    found = {_clean(m.get("Source", "")) for m in bind_mounts(c)
+             if _clean(m.get("Source", "")) in DOCKER_SOCKETS}
+    return f": {_listed(found)}" if found else None
+
+
+def _root_user(c: Container, s: Settings) -> str | None:
+    if not s["non_root_required"]:
+        return None
+    user = str(config(c).get("User") or "").partition(":")[0].strip()
+    return f" ({user or 'user unset'})" if user in ROOT_USERS else None
+
+
+def _bind_prefixes(c: Container, s: Settings) -> str | None:
+    prefixes = s["bind_mount_prefixes"]
+    if prefixes is None:
+        return None
+    bad = {m.get("Source", "") for m in bind_mounts(c)
+           if not any(_under(m.get("Source", ""), p) for p in prefixes)}
+    return f": {_listed(bad)}" if bad else None
+
+
+def _image(c: Container, s: Settings) -> str | None:
+    patterns, digests_only = s["allowed_images"], s["digests_only"]
+    image = str(config(c).get("Image") or "")
+    if digests_only and "@sha256:" not in image:
+        return f" ({image}: not pinned by digest)"
+    if patterns is not None and not any(fnmatch.fnmatchcase(image, p) for p in patterns):
+        return f" ({image})"
+    return None
 
 
 CATALOGUE: tuple[Check, ...] = (
@@ -111,17 +342,118 @@ CATALOGUE: tuple[Check, ...] = (
           "security_opt_required", _security_opt, "{name}: no security options has been set"),
     Check("CV004", "Container must not add capability ALL", "5.3", "privileged",
           _cap_add_all, "{name}: capability ALL has been set"),
+    Check("CV005", "AppArmor profile set and not unconfined", "5.1", "apparmor_required",
+          _apparmor, "{name}: no AppArmor profile{detail}"),
+    Check("CV006", "No capabilities added beyond Docker's defaults", "5.3", "no_added_capabilities",
+          _cap_add_extra, "{name}: capabilities added{detail}"),
+    Check("CV007", "Sensitive host directories not mounted read-write", "5.5",
+          "sensitive_mounts_forbidden", _sensitive_mounts, "{name}: sensitive host directory mounted "
+          "read-write{detail}"),
+    Check("CV008", "No privileged host ports (< 1024)", "5.7", "privileged_ports_forbidden",
+          _privileged_ports, "{name}: privileged host port published{detail}"),
+    Check("CV009", "Host ports bound to a specific interface", "5.13", "host_ip_required",
+          _all_interfaces, "{name}: port published on all host interfaces{detail}"),
+    Check("CV010", "Host network namespace not shared", "5.9", "host_network_forbidden",
+          _host_namespace("NetworkMode", "host_network_forbidden"), "{name}: host network namespace shared"),
+    Check("CV011", "Host PID namespace not shared", "5.15", "host_pid_forbidden",
+          _host_namespace("PidMode", "host_pid_forbidden"), "{name}: host PID namespace shared"),
+    Check("CV012", "Host IPC namespace not shared", "5.16", "host_ipc_forbidden",
+          _host_namespace("IpcMode", "host_ipc_forbidden"), "{name}: host IPC namespace shared"),
+    Check("CV013", "Host UTS namespace not shared", "5.20", "host_uts_forbidden",
+          _host_namespace("UTSMode", "host_uts_forbidden"), "{name}: host UTS namespace shared"),
+    Check("CV014", "Host user namespace not shared", "5.30", "host_userns_forbidden",
+          _host_namespace("UsernsMode", "host_userns_forbidden"), "{name}: host user namespace shared"),
+    Check("CV015", "Memory limit set", "5.10", "memory_limit_required",
+          _memory, "{name}: no memory limit"),
+    Check("CV016", "CPU shares or a CPU limit set", "5.11", "cpu_limit_required",
+          _cpu, "{name}: no CPU shares or limit"),
+    Check("CV017", "Root filesystem read-only", "5.12", "read_only_required",
+          _read_only, "{name}: root filesystem not read-only"),
+    Check("CV018", "Restart policy on-failure with at most 5 retries", "5.14", "restart_policy_limited",
+          _restart, "{name}: restart policy not limited{detail}"),
+    Check("CV019", "No host devices exposed", "5.17", "host_devices_forbidden",
+          _devices, "{name}: host devices exposed{detail}"),
+    Check("CV020", "Mount propagation not shared", "5.19", "shared_propagation_forbidden",
+          _shared_propagation, "{name}: shared mount propagation{detail}"),
+    Check("CV021", "Seccomp profile not disabled", "5.21", "seccomp_unconfined_forbidden",
+          _seccomp_unconfined, "{name}: seccomp unconfined"),
+    Check("CV022", "No custom cgroup parent", "5.24", "cgroup_parent_forbidden",
+          _cgroup_parent, "{name}: cgroup parent set{detail}"),
+    Check("CV023", "no-new-privileges set", "5.25", "no_new_privileges_required",
+          _no_new_privileges, "{name}: no-new-privileges not set"),
+    Check("CV024", "Health check present", "5.26", "healthcheck_required",
+          _healthcheck, "{name}: no health check"),
+    Check("CV025", "PIDs limit set", "5.28", "pids_limit_required",
+          _pids_limit, "{name}: no PIDs limit"),
+    Check("CV026", "Docker socket not mounted", "5.31", "docker_socket_forbidden",
+          _docker_socket, "{name}: Docker socket mounted{detail}"),
+    Check("CV027", "Not running as root", None, "non_root_required",
+          _root_user, "{name}: runs as root{detail}"),
+    Check("CV028", "Bind mounts only from allowed host paths", None, "bind_mount_prefixes",
+          _bind_prefixes, "{name}: bind mount outside the allowed host paths{detail}"),
+    Check("CV029", "Image from an allowed reference", None, "allowed_images",
+          _image, "{name}: image not allowed{detail}"),
 )
+CHECKS: Mapping[str, Check] = {c.id: c for c in CATALOGUE}
 
-# Policy keys of a container section, with the value a container with no section gets.
-DEFAULTS: Mapping[str, bool] = {
-    "privileged": False,
-    "cap_drop_required": True,
-    "security_opt_required": True,
+_B = "bool"
+SETTINGS: Mapping[str, Setting] = {s.name: s for s in (
+    Setting("privileged", False, _B, "allow --privileged and --cap-add=ALL"),
+    Setting("cap_drop_required", True, _B, "require --cap-drop=all"),
+    Setting("security_opt_required", True, _B, "require a --security-opt that protects"),
+    Setting("apparmor_required", False, _B, "require an AppArmor profile other than unconfined"),
+    Setting("no_added_capabilities", False, _B, "forbid --cap-add beyond Docker's default set"),
+    Setting("allowed_capabilities", [], "list", "capabilities --cap-add may add anyway"),
+    Setting("sensitive_mounts_forbidden", False, _B, "forbid read-write bind mounts of /, /boot, /dev, "
+            "/etc, /lib, /proc, /sys, /usr"),
+    Setting("privileged_ports_forbidden", False, _B, "forbid publishing host ports below 1024"),
+    Setting("host_ip_required", False, _B, "forbid publishing ports on all host interfaces"),
+    Setting("host_network_forbidden", False, _B, "forbid --network=host"),
+    Setting("host_pid_forbidden", False, _B, "forbid --pid=host"),
+    Setting("host_ipc_forbidden", False, _B, "forbid --ipc=host"),
+    Setting("host_uts_forbidden", False, _B, "forbid --uts=host"),
+    Setting("host_userns_forbidden", False, _B, "forbid --userns=host"),
+    Setting("memory_limit_required", False, _B, "require --memory"),
+    Setting("cpu_limit_required", False, _B, "require --cpu-shares, --cpus, --cpu-quota or --cpuset-cpus"),
+    Setting("read_only_required", False, _B, "require --read-only"),
+    Setting("restart_policy_limited", False, _B, "forbid restart policies other than no or "
+            "on-failure with 1-5 retries"),
+    Setting("host_devices_forbidden", False, _B, "forbid --device"),
+    Setting("shared_propagation_forbidden", False, _B, "forbid shared/rshared mount propagation"),
+    Setting("seccomp_unconfined_forbidden", False, _B, "forbid --security-opt seccomp=unconfined"),
+    Setting("cgroup_parent_forbidden", False, _B, "forbid --cgroup-parent"),
+    Setting("no_new_privileges_required", False, _B, "require --security-opt no-new-privileges"),
+    Setting("healthcheck_required", False, _B, "require a health check (image or --health-cmd)"),
+    Setting("pids_limit_required", False, _B, "require --pids-limit"),
+    Setting("docker_socket_forbidden", False, _B, "forbid mounting the Docker socket"),
+    Setting("non_root_required", False, _B, "forbid running as root (user unset, root, 0, 0:0)"),
+    Setting("bind_mount_prefixes", None, "list", "host paths bind mounts may come from (unset: any)"),
+    Setting("allowed_images", None, "list", "image reference globs allowed (unset: any)"),
+    Setting("digests_only", False, _B, "require images pinned by digest (@sha256:...)"),
+)}
+DEFAULTS: Mapping[str, Any] = {name: s.default for name, s in SETTINGS.items()}
+ORIGINAL_KEYS = ("privileged", "cap_drop_required", "security_opt_required")
+
+# Profiles set defaults; sections still override them key by key.
+_CIS_ON = {c.key: True for c in CATALOGUE if c.cis and SETTINGS[c.key].kind == _B and c.key != "privileged"}
+# What an ordinary non-root service can meet without depending on the host (AppArmor),
+# on its image (a health check) or on its operators' sizing (CPU, read-only root).
+_STRICT_ON = {key: True for key in (
+    "no_added_capabilities", "sensitive_mounts_forbidden", "privileged_ports_forbidden",
+    "host_network_forbidden", "host_pid_forbidden", "host_ipc_forbidden", "host_uts_forbidden",
+    "host_userns_forbidden", "host_devices_forbidden", "shared_propagation_forbidden",
+    "seccomp_unconfined_forbidden", "cgroup_parent_forbidden", "no_new_privileges_required",
+    "pids_limit_required", "memory_limit_required", "docker_socket_forbidden", "non_root_required")}
+PROFILES: Mapping[str, Mapping[str, Any]] = {
+    "original": {},
+    "cis": _CIS_ON,
+    "strict": _STRICT_ON,
 }
 
 
-def evaluate(container: Container, settings: Settings) -> tuple[Violation, ...]:
-    """All violations of one container under its resolved settings, in catalogue order."""
-    found = (check(container, settings) for check in CATALOGUE)
-    return tuple(v for v in found if v is not None)
+def evaluate(container: Container, settings: Settings,
+             waived: Iterable[str] = ()) -> tuple[tuple[Violation, ...], tuple[Violation, ...]]:
+    """(violations, waived violations) of one container, in catalogue order."""
+    waive = set(waived)
+    found = [v for v in (check(container, settings) for check in CATALOGUE) if v is not None]
+    return (tuple(v for v in found if v.check not in waive), tuple(v for v in found if v.check in waive))

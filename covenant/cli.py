@@ -1,4 +1,4 @@
-"""Command line: ``docker-covenant [--config PATH] [--check-config]``."""
+"""Command line: ``docker-covenant [--config PATH] [--check-config] [audit|checks]``."""
 
 from __future__ import annotations
 
@@ -25,12 +25,27 @@ def parser() -> argparse.ArgumentParser:
                    help="serve /metrics, /healthz and /status here (off by default; "
                         ":PORT means 127.0.0.1:PORT); overrides metrics_address in the policy")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND",
+                           description="with no command it runs the daemon")
+    a = sub.add_parser("audit", help="evaluate every running container once and report; stops nothing",
+                       description="Evaluate every running container once with the daemon's evaluator "
+                                   "and report. Exit 0: all comply; 1: a violation; 2: an error.")
+    a.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="policy file")
+    a.add_argument("--format", choices=("table", "json"), default="table")
+    a.add_argument("--inspect", metavar="FILE",
+                   help="evaluate saved `docker inspect` JSON instead (- for stdin); no engine needed")
+    sub.add_parser("checks", help="list the check catalogue")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
+    if args.command == "checks":
+        from .audit import catalogue
+
+        sys.stdout.write(catalogue())
+        return 0
     if args.metrics_address:
         try:
             parse_address(args.metrics_address)
@@ -45,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(policy.describe(), sys.stdout, indent=2)
         print()
         return 0
+    if args.command == "audit":
+        from . import audit
+
+        return audit.run(policy, args.format, args.inspect)
     from .daemon import run
 
     return run(policy, args.metrics_address)

@@ -110,6 +110,10 @@ class Enforcer:
     def _record(self, policy: Policy, decision: Decision, received: float) -> None:
         base = {"CONTAINER_ID": decision.container_id, "CONTAINER_NAME": decision.name,
                 "CONTAINER_IMAGE": decision.image, "COVENANT_MODE": policy.mode}
+        for w in decision.waived:
+            self.metrics.actions.labels("waived").inc()
+            self.log.debug("%s: %s waived (%s)", decision.name, w.check, w.message,
+                           extra=fields(**base, COVENANT_CHECK=w.check, COVENANT_ACTION="waived"))
         if decision.allowed:
             self._note(decision, "allowed")
             self.log.debug("%s: allowed", decision.name, extra=fields(**base, COVENANT_ACTION="allowed"))

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,8 @@ from docker import APIClient
 from .metrics import Metrics
 
 START_FILTER = {"type": "container", "event": "start"}
+SEEN = 4096  # (id, timeNano) of recent events, to drop the ones a resume replays
+REPLAY_MARGIN_NS = 2 * 10**9
 
 
 class Watcher:
@@ -36,9 +39,9 @@ class Watcher:
         self.connected = threading.Event()
         self.metrics = metrics or Metrics()
         self._stream: Any = None
-        self._since: str | None = None  # daemon time of the last event, "sec.nanosec"
-        self._last_ids: set[str] = set()
-        self._last_nano = 0
+        self._since: str | None = None  # where to resume, daemon time "sec.nanosec"
+        self._seen: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._newest = 0
 
     def run(self, stopping: threading.Event) -> None:
         """Connect, sweep, follow; after a failure wait (doubling, capped) and do it again."""
@@ -97,12 +100,18 @@ class Watcher:
         if not cid:
             return
         nano = int(event.get("timeNano") or 0)
-        if nano < self._last_nano or (nano == self._last_nano and cid in self._last_ids):
+        key = (cid, nano)
+        if key in self._seen:
             return  # replayed after a reconnect: already handed on
-        if nano > self._last_nano:
-            self._last_nano, self._last_ids = nano, set()
-        self._last_ids.add(cid)
-        self._since = f"{nano // 10**9}.{nano % 10**9:09d}"
+        self._seen[key] = None
+        if len(self._seen) > SEEN:
+            self._seen.popitem(last=False)
+        # Concurrent starts reach the stream slightly out of timestamp order: resume a
+        # margin before the newest event, and let the seen set drop what comes twice.
+        if nano > self._newest:
+            self._newest = nano
+            since = max(0, nano - REPLAY_MARGIN_NS)
+            self._since = f"{since // 10**9}.{since % 10**9:09d}"
         self.on_start(cid)
 
     def close(self) -> None:

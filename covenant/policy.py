@@ -7,22 +7,34 @@ Loading is pure apart from reading the file; a ``Policy`` is immutable plain dat
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .checks import DEFAULTS, Container, Violation, container_name, evaluate
+from .checks import (
+    CHECKS,
+    DEFAULTS,
+    PROFILES,
+    SETTINGS,
+    Container,
+    Violation,
+    config,
+    container_name,
+    evaluate,
+)
 
 CONFIG_SEARCH_PATH = (Path("docker-covenant.yml"), Path("/etc/docker-covenant/docker-covenant.yml"))
 MODES = ("enforce", "warn")
 ACTIONS = ("kill", "stop")
 # The engine's own rule for container names (daemon/names: RestrictedNamePattern).
 CONTAINER_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+CONTAINER_GLOB = re.compile(r"^[a-zA-Z0-9_.*?\[\]!-]+$")
 
 
 class PolicyError(Exception):
@@ -34,6 +46,53 @@ class PolicyError(Exception):
         super().__init__(f"{where}: {message}")
 
 
+GLOB_CHARS = frozenset("*?[")
+# Exact name beats glob beats image/label; within a tier the more literal pattern wins,
+# then the one earlier in the file.
+TIERS = {"image": 1, "label": 1, "glob": 2, "name": 3}
+
+
+@dataclass(frozen=True)
+class Section:
+    """One container section: whom it selects, what it sets, which checks it waives."""
+
+    selector: str  # as written in the file
+    kind: str  # "name", "glob", "image" or "label"
+    pattern: str  # name, glob, image glob, or label key[=value glob]
+    settings: Mapping[str, Any]
+    waive: frozenset[str] = frozenset()
+    order: int = 0  # position in the file
+
+    @property
+    def precedence(self) -> tuple[int, int, int]:
+        literal = sum(1 for ch in self.pattern if ch not in GLOB_CHARS)
+        return (TIERS[self.kind], literal, -self.order)
+
+    def selects(self, container: Container) -> bool:
+        name = container_name(container)
+        if self.kind == "name":
+            return name == self.pattern
+        if self.kind == "glob":
+            return fnmatch.fnmatchcase(name, self.pattern)
+        if self.kind == "image":
+            return fnmatch.fnmatchcase(str(config(container).get("Image") or ""), self.pattern)
+        key, eq, value = self.pattern.partition("=")
+        labels = config(container).get("Labels") or {}
+        return key in labels and (not eq or fnmatch.fnmatchcase(str(labels[key]), value))
+
+
+def selector_kind(key: str) -> tuple[str, str] | None:
+    """(kind, pattern) of a section key, or None when it is not a selector."""
+    for prefix in ("image=", "label="):
+        if key.startswith(prefix) and len(key) > len(prefix):
+            return prefix[:-1], key[len(prefix):]
+    if CONTAINER_NAME.match(key):
+        return "name", key.lstrip("/")
+    if GLOB_CHARS & set(key) and CONTAINER_GLOB.match(key):
+        return "glob", key
+    return None
+
+
 @dataclass(frozen=True)
 class Decision:
     """What the policy says about one container."""
@@ -42,6 +101,7 @@ class Decision:
     name: str
     image: str
     violations: tuple[Violation, ...]
+    waived: tuple[Violation, ...] = ()
 
     @property
     def allowed(self) -> bool:
@@ -57,22 +117,39 @@ class Policy:
     stop_timeout: int = 10
     reaudit_interval: float = 0
     metrics_address: str | None = None
-    sections: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
+    profile: str = "original"
+    sections: tuple[Section, ...] = ()
     source: str = "<defaults>"
     digest: str = ""
 
-    def settings_for(self, name: str) -> dict[str, bool]:
-        """The defaults, overridden by the section named exactly like the container."""
-        return {**DEFAULTS, **self.sections.get(name.lstrip("/"), {})}
+    def matching(self, container: Container) -> list[Section]:
+        """The sections that select this container, least specific first."""
+        return sorted((s for s in self.sections if s.selects(container)), key=lambda s: s.precedence)
+
+    def resolve(self, container: Container) -> tuple[dict[str, Any], frozenset[str]]:
+        """Settings (profile defaults, then each selecting section, the most specific
+        last so that it wins key by key) and the union of the checks they waive."""
+        settings = {**DEFAULTS, **PROFILES[self.profile]}
+        waived: set[str] = set()
+        for section in self.matching(container):
+            settings.update(section.settings)
+            waived |= section.waive
+        return settings, frozenset(waived)
+
+    def settings_for(self, name: str) -> dict[str, Any]:
+        """The settings of a container known only by its name."""
+        return self.resolve({"Name": name})[0]
 
     def decide(self, container: Container) -> Decision:
         """The single evaluator every entry point uses."""
-        name = container_name(container)
+        settings, waived = self.resolve(container)
+        violations, waived_violations = evaluate(container, settings, waived)
         return Decision(
             container_id=str(container.get("Id", "")),
-            name=name,
-            image=str((container.get("Config") or {}).get("Image", "")),
-            violations=evaluate(container, self.settings_for(name)),
+            name=container_name(container),
+            image=str(config(container).get("Image", "")),
+            violations=violations,
+            waived=waived_violations,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -87,8 +164,12 @@ class Policy:
             "stop_timeout": self.stop_timeout,
             "reaudit_interval": self.reaudit_interval,
             "metrics_address": self.metrics_address,
-            "defaults": dict(DEFAULTS),
-            "containers": {name: self.settings_for(name) for name in sorted(self.sections)},
+            "profile": self.profile,
+            "defaults": {**DEFAULTS, **PROFILES[self.profile]},
+            "sections": {s.selector: {"selects": s.kind, "settings": dict(s.settings),
+                                      "waive": sorted(s.waive)} for s in self.sections},
+            "containers": {s.pattern: self.settings_for(s.pattern) for s in self.sections
+                           if s.kind == "name"},
         }
 
 
@@ -120,6 +201,7 @@ RESERVED: Mapping[str, tuple[type | tuple[type, ...], Any, str]] = {
     "stop_timeout": (int, lambda v: v >= 0, "a whole number of seconds, 0 or more"),
     "reaudit_interval": ((int, float), lambda v: v >= 0, "a number of seconds, 0 (off) or more"),
     "metrics_address": (str, _valid_address, "HOST:PORT or :PORT (loopback)"),
+    "profile": (str, lambda v: v in PROFILES, "one of: " + ", ".join(PROFILES)),
 }
 
 
@@ -186,19 +268,22 @@ def parse_policy(raw: bytes | str, path: str = "<policy>") -> Policy:
     if not isinstance(doc, _Lines):
         raise PolicyError(path, 1, "the policy must be a mapping of settings and container names")
     settings: dict[str, Any] = {}
-    sections: dict[str, dict[str, bool]] = {}
-    for key, value in doc.items():
+    sections: list[Section] = []
+    for order, (key, value) in enumerate(doc.items()):
         line = doc.lines.get(key)
         if not isinstance(key, str):
             raise PolicyError(path, line, f"unknown key {key!r}: keys must be text")
+        selector = selector_kind(key)
         if key in RESERVED:
             settings[key] = _reserved(path, line, key, value)
-        elif CONTAINER_NAME.match(key):
-            sections[key.lstrip("/")] = _section(path, line, key, value)
+        elif selector is not None:
+            sections.append(_section(path, line, key, value, selector, order))
         else:
             raise PolicyError(path, line, f"unknown key {key!r}: neither a setting ("
-                              + ", ".join(RESERVED) + ") nor a valid container name")
-    return Policy(**settings, sections=sections, source=path, digest=hashlib.sha256(data).hexdigest())
+                              + ", ".join(RESERVED) + "), a container name, a name glob, "
+                              "image=PATTERN nor label=KEY[=VALUE]")
+    return Policy(**settings, sections=tuple(sections), source=path,
+                  digest=hashlib.sha256(data).hexdigest())
 
 
 def _reserved(path: str, line: int | None, key: str, value: Any) -> Any:
@@ -210,19 +295,49 @@ def _reserved(path: str, line: int | None, key: str, value: Any) -> Any:
     return value
 
 
-def _section(path: str, line: int | None, name: str, value: Any) -> dict[str, bool]:
+def _section(path: str, line: int | None, key: str, value: Any, selector: tuple[str, str],
+             order: int) -> Section:
+    kind, pattern = selector
     if value is None:  # an empty section means the defaults
-        return {}
+        return Section(key, kind, pattern, {}, order=order)
     if not isinstance(value, _Lines):
-        raise PolicyError(path, line, f"{name}: a container section must be a mapping of "
-                          + ", ".join(DEFAULTS) + f"; got {value!r}")
-    section: dict[str, bool] = {}
-    for key, setting in value.items():
-        key_line = value.lines.get(key, line)
-        if key not in DEFAULTS:
-            raise PolicyError(path, key_line, f"{name}: unknown key {key!r} (known: "
-                              + ", ".join(DEFAULTS) + ")")
-        if not isinstance(setting, bool):
-            raise PolicyError(path, key_line, f"{name}.{key}: expected yes or no, got {setting!r}")
-        section[key] = setting
-    return section
+        raise PolicyError(path, line, f"{key}: a container section must be a mapping of settings "
+                          f"(such as {', '.join(list(SETTINGS)[:3])}); got {value!r}")
+    settings: dict[str, Any] = {}
+    waive: frozenset[str] = frozenset()
+    for name, setting in value.items():
+        key_line = value.lines.get(name, line)
+        if name == "waive":
+            waive = _waive(path, key_line, key, setting)
+        elif name not in SETTINGS:
+            raise PolicyError(path, key_line, f"{key}: unknown key {name!r} (known: "
+                              + ", ".join([*SETTINGS, "waive"]) + ")")
+        else:
+            settings[name] = _setting(path, key_line, f"{key}.{name}", SETTINGS[name].kind, setting)
+    return Section(key, kind, pattern, settings, waive, order)
+
+
+def _setting(path: str, line: int | None, where: str, kind: str, value: Any) -> Any:
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise PolicyError(path, line, f"{where}: expected yes or no, got {value!r}")
+        return value
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise PolicyError(path, line, f"{where}: expected a list of strings, got {value!r}")
+    return list(value)
+
+
+def _waive(path: str, line: int | None, key: str, value: Any) -> frozenset[str]:
+    ids = [value] if isinstance(value, str) else value
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise PolicyError(path, line, f"{key}.waive: expected a list of check ids, got {value!r}")
+    unknown = [i for i in ids if i.upper() not in CHECKS]
+    if unknown:
+        raise PolicyError(path, line, f"{key}.waive: unknown check id {unknown[0]!r} "
+                          f"(known: {CATALOGUE_RANGE})")
+    return frozenset(i.upper() for i in ids)
+
+
+CATALOGUE_RANGE = f"{min(CHECKS)}-{max(CHECKS)}; see docker-covenant checks"

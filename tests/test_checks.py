@@ -16,7 +16,7 @@ SAMPLE = (Path(__file__).parent.parent / "docker-covenant.yml").read_bytes()
 
 
 def ids(container, settings=DEFAULTS):
-    return [v.check for v in evaluate(container, settings)]
+    return [v.check for v in evaluate(container, settings)[0]]
 
 
 @pytest.mark.parametrize(("case", "expected"), [
@@ -35,11 +35,11 @@ def test_default_policy_on_recorded_containers(case, expected):
 
 
 def test_messages_keep_the_original_texts():
-    messages = [v.message for v in evaluate(RECORDED["privileged"], DEFAULTS)]
+    messages = [v.message for v in evaluate(RECORDED["privileged"], DEFAULTS)[0]]
     assert messages == ["privileged: privileged set but not allowed",
                         "privileged: all capabilities not dropped",
                         "privileged: no security options has been set"]
-    assert [v.message for v in evaluate(RECORDED["cap-add-all"], DEFAULTS)] == [
+    assert [v.message for v in evaluate(RECORDED["cap-add-all"], DEFAULTS)[0]] == [
         "cap-add-all: capability ALL has been set"]
 
 

@@ -18,11 +18,16 @@ def test_sample_file_reads_unchanged():
     policy = load_policy(REPO / "docker-covenant.yml")
     assert (policy.syslog_ident, policy.debug, policy.mode, policy.action) == (
         "docker-covenant", True, "enforce", "kill")
-    assert policy.settings_for("privoxy") == {
-        "privileged": False, "cap_drop_required": True, "security_opt_required": False}
-    assert policy.settings_for("docker-bench-security")["privileged"] is True
-    assert policy.settings_for("anything-else") == {
-        "privileged": False, "cap_drop_required": True, "security_opt_required": True}
+    original = ("privileged", "cap_drop_required", "security_opt_required")
+
+    def original_settings(name):
+        return tuple(policy.settings_for(name)[k] for k in original)
+
+    assert original_settings("privoxy") == (False, True, False)
+    assert original_settings("docker-bench-security") == (True, False, True)
+    assert original_settings("anything-else") == (False, True, True)
+    # every check beyond the original three is off unless the policy turns it on
+    assert not [k for k, v in policy.settings_for("anything-else").items() if k not in original and v]
 
 
 def test_defaults_when_file_is_empty_and_null_sections():
@@ -92,6 +97,8 @@ def test_check_config_prints_the_effective_policy():
     assert result.returncode == 0, result.stderr
     effective = json.loads(result.stdout)
     assert effective["containers"]["privoxy"]["security_opt_required"] is False
-    assert effective["defaults"] == {"privileged": False, "cap_drop_required": True,
-                                     "security_opt_required": True}
+    assert {k: effective["defaults"][k] for k in ("privileged", "cap_drop_required",
+                                                  "security_opt_required")} == {
+        "privileged": False, "cap_drop_required": True, "security_opt_required": True}
+    assert effective["profile"] == "original"
     assert effective["mode"] == "enforce"

@@ -1,0 +1,128 @@
+"""``docker-covenant audit``: evaluate every running container once, or saved inspect JSON.
+
+It uses the daemon's evaluator (``Policy.decide``) and stops nothing. Exit status:
+0 when every container complies, 1 when any violates, 2 on error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TextIO
+
+import docker
+
+from .checks import CATALOGUE, CHECKS, PROFILES, SETTINGS
+from .policy import Decision, Policy
+
+CLEAN, VIOLATIONS, ERROR = 0, 1, 2
+
+
+class AuditError(Exception):
+    pass
+
+
+def load_inspect(text: str, source: str) -> list[dict[str, Any]]:
+    """``docker inspect`` output: a JSON array of containers, or one container."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise AuditError(f"{source}:{e.lineno}: not JSON: {e.msg}") from None
+    items = data if isinstance(data, list) else [data]
+    if not all(isinstance(c, dict) and isinstance(c.get("HostConfig"), dict) for c in items):
+        raise AuditError(f"{source}: expected `docker inspect` output of containers "
+                         "(objects with a HostConfig)")
+    return items
+
+
+def running_containers(progress: TextIO | None) -> Iterator[dict[str, Any]]:
+    """Inspect every running container, eight at a time; a container gone meanwhile is skipped."""
+    try:
+        api = docker.from_env(version="auto").api
+        ids = [c["Id"] for c in api.containers(quiet=True)]
+    except docker.errors.DockerException as e:
+        raise AuditError(f"cannot reach Docker: {str(e).splitlines()[0]}") from None
+
+    def inspect(cid: str) -> dict[str, Any] | None:
+        try:
+            return api.inspect_container(cid)  # type: ignore[no-any-return]
+        except docker.errors.NotFound:
+            return None
+
+    with ThreadPoolExecutor(8) as pool:
+        for done, data in enumerate(pool.map(inspect, ids), 1):
+            if progress is not None:
+                progress.write(f"\raudit: {done}/{len(ids)} containers")
+                progress.flush()
+            if data is not None:
+                yield data
+    if progress is not None and ids:
+        progress.write("\n")
+
+
+def rows(decisions: Iterable[Decision]) -> list[dict[str, Any]]:
+    out = []
+    for d in decisions:
+        out.append({"id": d.container_id, "name": d.name, "image": d.image,
+                    "violations": [_violation(v.check, v.message) for v in d.violations],
+                    "waived": [_violation(v.check, v.message) for v in d.waived]})
+    return out
+
+
+def _violation(check: str, message: str) -> dict[str, Any]:
+    c = CHECKS[check]
+    return {"check": check, "cis": c.cis, "title": c.title, "message": message}
+
+
+def table(data: list[dict[str, Any]]) -> str:
+    lines = [("CONTAINER", "CHECK", "CIS", "MESSAGE")]
+    for d in data:
+        for v in d["violations"]:
+            lines.append((d["name"], v["check"], v["cis"] or "-", v["message"]))
+    widths = [max(len(row[i]) for row in lines) for i in range(3)]
+    text = "\n".join("  ".join(col.ljust(w) for col, w in zip(row[:3], widths)) + "  " + row[3]
+                     for row in lines)
+    bad = sum(1 for d in data if d["violations"])
+    return f"{text}\n\n{len(data)} containers, {bad} violating\n" if bad else \
+        f"{len(data)} containers, all compliant\n"
+
+
+def run(policy: Policy, fmt: str, inspect_file: str | None) -> int:
+    try:
+        if inspect_file:
+            text = sys.stdin.read() if inspect_file == "-" else _read(inspect_file)
+            containers: Iterable[dict[str, Any]] = load_inspect(text, inspect_file)
+        else:
+            containers = running_containers(sys.stderr if sys.stderr.isatty() else None)
+        data = rows(policy.decide(c) for c in containers)
+    except AuditError as e:
+        print(f"docker-covenant: error: {e}", file=sys.stderr)
+        return ERROR
+    sys.stdout.write(json.dumps(data, indent=2) + "\n" if fmt == "json" else table(data))
+    return VIOLATIONS if any(d["violations"] for d in data) else CLEAN
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise AuditError(f"{path}: {e.strerror}") from None
+
+
+def catalogue() -> str:
+    """``docker-covenant checks``: the catalogue as a table."""
+    lines = [("ID", "CIS", "KEY", "PROFILES", "TITLE")]
+    for c in CATALOGUE:
+        on = [p for p, keys in PROFILES.items()
+              if c.key in ("privileged", "cap_drop_required", "security_opt_required") or c.key in keys]
+        default = SETTINGS[c.key].default
+        if SETTINGS[c.key].kind == "list":
+            on = ["when set"]
+        lines.append((c.id, c.cis or "-", c.key, ",".join(on) or "-", c.title
+                      + (f" [default: {default}]" if SETTINGS[c.key].kind == "list" else "")))
+    widths = [max(len(row[i]) for row in lines) for i in range(4)]
+    return "\n".join("  ".join(col.ljust(w) for col, w in zip(row[:4], widths)) + "  " + row[4]
+                     for row in lines) + "\n"
