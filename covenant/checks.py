@@ -302,9 +302,13 @@ def _pids_limit(c: Container, s: Settings) -> str | None:
 def _docker_socket(c: Container, s: Settings) -> str | None:
     if not s["docker_socket_forbidden"]:
         return None
-    found = {_clean(m.get("Source", "")) for m in bind_mounts(c)
-             if _clean(m.get("Source", "")) in DOCKER_SOCKETS}
+    found = {_clean(m.get("Source", "")) for m in bind_mounts(c) if _is_docker_socket(m)}
     return f": {_listed(found)}" if found else None
+
+
+def _is_docker_socket(mount: Mapping[str, Any]) -> bool:
+    source, target = _clean(mount.get("Source", "")), _clean(mount.get("Destination", ""))
+    return source in DOCKER_SOCKETS or target in DOCKER_SOCKETS or posixpath.basename(source) == "docker.sock"
 
 
 def _root_user(c: Container, s: Settings) -> str | None:

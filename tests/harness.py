@@ -412,8 +412,8 @@ def host_python_mounts(*extra: str) -> dict[str, dict[str, str]]:
 def run_container(client: docker.DockerClient, name: str | None = None, command: list[str] | None = None,
                   **kwargs: Any) -> Any:
     """A busybox container on no network; a compliant one unless told otherwise."""
-    return client.containers.run(IMAGE, command or ["sleep", "300"], name=name, detach=True,
-                                 network_mode="none", **kwargs)
+    kwargs = {"network_mode": "none", **kwargs}
+    return client.containers.run(IMAGE, command or ["sleep", "300"], name=name, detach=True, **kwargs)
 
 
 COMPLIANT = {"cap_drop": ["ALL"], "security_opt": ["no-new-privileges"]}

@@ -7,6 +7,7 @@ engine's real output rather than JSON written by hand.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -24,10 +25,36 @@ CASES = {
     "seccomp-unconfined": {"cap_drop": ["ALL"], "security_opt": ["seccomp=unconfined"]},
     "disabling-only": {"cap_drop": ["ALL"], "security_opt": ["apparmor=unconfined", "label=disable"]},
     "old-colon-syntax": {"cap_drop": ["ALL"], "security_opt": ["seccomp:unconfined"]},
+    # the catalogue (issue 3): each with the original three satisfied
+    "hardened": {"cap_drop": ["ALL"], "cap_add": ["CHOWN"], "security_opt": ["no-new-privileges"],
+                 "read_only": True, "mem_limit": "64m", "cpu_shares": 512, "pids_limit": 100,
+                 "user": "1000:1000", "restart_policy": {"Name": "on-failure", "MaximumRetryCount": 3},
+                 "healthcheck": {"test": ["CMD", "true"], "interval": 10**10},
+                 "volumes": {"/srv/data": {"bind": "/data", "mode": "ro"},
+                             "/etc": {"bind": "/host-etc", "mode": "ro"}}},
+    "loose": {"cap_drop": ["ALL"], "cap_add": ["NET_ADMIN", "sys_ptrace"],
+              "security_opt": ["no-new-privileges:false", "seccomp=unconfined", "apparmor=unconfined"],
+              "pid_mode": "host", "ipc_mode": "host", "uts_mode": "host", "userns_mode": "host",
+              "devices": ["/dev/null:/dev/xnull:rwm"], "cgroup_parent": "/covtest",
+              "restart_policy": {"Name": "always"}, "user": "0:0",
+              "volumes": {"/etc": {"bind": "/host-etc", "mode": "rw"},
+                          "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
+                          "/srv/shared": {"bind": "/shared", "mode": "rshared"}}},
+    "host-network": {"cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "network_mode": "host",
+                     "healthcheck": {"test": ["NONE"]}, "user": "root",
+                     "restart_policy": {"Name": "on-failure", "MaximumRetryCount": 0}},
 }
+# Created with these, then given port bindings by hand: a daemon with --bridge=none has
+# no network that can publish ports.
+PORTS = {"ports-loopback": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]},
+         "ports-wide": {"80/tcp": [{"HostIp": "", "HostPort": "80"}],
+                        "443/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8443"}],
+                        "53/udp": [{"HostIp": "::", "HostPort": ""}]}}
 
 
 def main() -> None:
+    for path in ("/srv/data", "/srv/shared"):
+        Path(path).mkdir(parents=True, exist_ok=True)
     daemon = PrivateDockerd()
     try:
         daemon.start()
@@ -35,13 +62,22 @@ def main() -> None:
         busybox_image(client)
         recorded = {}
         for case, options in CASES.items():
-            c = client.containers.create(IMAGE, ["sleep", "1"], name=case, network_mode="none", **options)
+            create = {"network_mode": "none", **options}
+            c = client.containers.create(IMAGE, ["sleep", "1"], name=case, **create)
             recorded[case] = client.api.inspect_container(c.id)
+        for case, bindings in PORTS.items():
+            c = client.containers.create(IMAGE, ["sleep", "1"], name=case, network_mode="none",
+                                         cap_drop=["ALL"], security_opt=["no-new-privileges"])
+            recorded[case] = client.api.inspect_container(c.id)
+            recorded[case]["HostConfig"]["PortBindings"] = bindings
         out = Path(__file__).parent / "data" / "inspect.json"
         out.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
         print(f"recorded {len(recorded)} containers in {out}")
     finally:
         daemon.stop()
+        for path in ("/srv/data", "/srv/shared"):
+            with contextlib.suppress(OSError):
+                Path(path).rmdir()
 
 
 if __name__ == "__main__":
