@@ -35,6 +35,15 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--inspect", metavar="FILE",
                    help="evaluate saved `docker inspect` JSON instead (- for stdin); no engine needed")
     sub.add_parser("checks", help="list the check catalogue")
+    z = sub.add_parser("authz", help="serve the Docker authorization plugin (refuse violators at create)",
+                       description="Serve the Docker authorization-plugin API on a unix socket that dockerd "
+                                   "finds by name (dockerd --authorization-plugin=NAME).")
+    z.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="policy file")
+    z.add_argument("--name", default="docker-covenant", help="plugin name (default: docker-covenant)")
+    z.add_argument("--socket-dir", default="/run/docker/plugins", metavar="DIR",
+                   help="where dockerd looks for plugin sockets (default: /run/docker/plugins)")
+    z.add_argument("--watch", action="store_true",
+                   help="also follow the events stream and stop violators, as a second line")
     return p
 
 
@@ -66,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         return audit.run(policy, args.format, args.inspect)
     from .daemon import run
 
+    if args.command == "authz":
+        from .authz import socket_path
+
+        return run(policy, args.metrics_address, socket_path(args.name, args.socket_dir), watch=args.watch)
     return run(policy, args.metrics_address)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 import docker
 
 from . import identity, logs
+from .authz import AuthzPlugin, docker_lookup
 from .enforce import Enforcer
 from .events import Watcher, reaudit
 from .metrics import Metrics, serve
@@ -21,12 +24,18 @@ from .policy import Policy, PolicyError, load_policy, parse_address
 
 
 def notify(state: str) -> None:
-    """sd_notify(3) when systemd (or anything else) gave us a NOTIFY_SOCKET; else nothing."""
-    try:
-        from systemd import daemon as sd
-    except ImportError:
+    """sd_notify(3) when systemd (or anything else) gave us a NOTIFY_SOCKET; else nothing.
+
+    Sent on a non-blocking socket of our own: systemd-python's ``notify`` blocks, holding
+    the interpreter lock, while the receiver's queue is full, which froze the whole daemon
+    (and raised EINTR on the next signal). A notification that cannot be queued is dropped.
+    """
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
         return
-    sd.notify(state)
+    address = "\0" + path[1:] if path.startswith("@") else path
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s, contextlib.suppress(OSError):
+        s.sendto(state.encode(), socket.MSG_DONTWAIT, address)
 
 
 def watchdog_interval() -> float | None:
@@ -56,8 +65,12 @@ def connect(stopping: threading.Event, log: logging.Logger,
 class Daemon:
     """One running docker-covenant. Signals only set flags; the main thread acts on them."""
 
-    def __init__(self, policy: Policy, metrics_address: str | None = None) -> None:
+    def __init__(self, policy: Policy, metrics_address: str | None = None,
+                 authz_socket: str | None = None, watch: bool = True) -> None:
         self.policy = policy
+        self.authz_socket = authz_socket
+        self.watch = watch
+        self.authz: AuthzPlugin | None = None
         self.metrics_address = metrics_address or policy.metrics_address
         self.log = logs.setup(policy.syslog_ident, policy.debug)
         self.metrics = Metrics()
@@ -90,10 +103,20 @@ class Daemon:
                       p.source, p.digest[:12], p.mode, p.action,
                       f", own container {own_id[:12]}" if own_id else "")
         server = self._serve_http()
-        api = connect(self.stopping, self.log)
-        if api is not None:
-            self._follow(api, own_id)
+        if self.authz_socket:
+            self.authz = AuthzPlugin(self.policy, self.log, self.authz_socket, docker_lookup())
+            self.authz.serve()
+            self.log.info("serving the authorization plugin on %s", self.authz_socket)
+        if self.watch:
+            api = connect(self.stopping, self.log)
+            if api is not None:
+                self._follow(api, own_id)
+        else:
+            notify("READY=1\nSTATUS=serving the authorization plugin, mode " + self.policy.mode)
+            self._main_loop()
         notify("STOPPING=1")
+        if self.authz is not None:
+            self.authz.close()
         if self.watcher is not None:
             self.watcher.close()
         if self._events_thread is not None:
@@ -117,6 +140,9 @@ class Daemon:
         beat = watchdog_interval()
         if beat:
             threading.Thread(target=self._watchdog, args=(beat,), name="watchdog", daemon=True).start()
+        self._main_loop()
+
+    def _main_loop(self) -> None:
         while not self.stopping.is_set():
             self._wake.wait()  # nothing polls while idle
             self._wake.clear()
@@ -162,12 +188,16 @@ class Daemon:
         self.policy = new
         if (new.syslog_ident, new.debug) != (old.syslog_ident, old.debug):
             self.log = logs.setup(new.syslog_ident, new.debug)
-        assert self.enforcer is not None and self.watcher is not None
-        self.enforcer.policy, self.enforcer.log, self.watcher.log = new, self.log, self.log
+        if self.authz is not None:
+            self.authz.policy, self.authz.log = new, self.log
         self.metrics.reloads.labels("ok").inc()
-        self.log.info("policy reloaded: %s (sha256 %s), mode %s, action %s; re-evaluating running "
-                      "containers", new.source, new.digest[:12], new.mode, new.action,
+        self.log.info("policy reloaded: %s (sha256 %s), mode %s, action %s%s", new.source, new.digest[:12],
+                      new.mode, new.action, "; re-evaluating running containers" if self.watcher else "",
                       extra=logs.fields(COVENANT_ACTION="reloaded"))
+        if self.enforcer is None or self.watcher is None:
+            notify("READY=1\nSTATUS=" + self.status_line())
+            return True
+        self.enforcer.policy, self.enforcer.log, self.watcher.log = new, self.log, self.log
         self._start_reaudit()
         try:
             self.watcher.sweep(self.enforcer.submit_again)
@@ -202,6 +232,7 @@ class Daemon:
         return server
 
 
-def run(policy: Policy, metrics_address: str | None = None) -> int:
+def run(policy: Policy, metrics_address: str | None = None, authz_socket: str | None = None,
+        watch: bool = True) -> int:
     """The daemon. Returns the exit status: 0 after SIGTERM/SIGINT."""
-    return Daemon(policy, metrics_address).run()
+    return Daemon(policy, metrics_address, authz_socket, watch).run()

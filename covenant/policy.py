@@ -118,6 +118,8 @@ class Policy:
     reaudit_interval: float = 0
     metrics_address: str | None = None
     profile: str = "original"
+    fail: str = "closed"
+    log_requests: bool = False
     sections: tuple[Section, ...] = ()
     source: str = "<defaults>"
     digest: str = ""
@@ -165,6 +167,8 @@ class Policy:
             "reaudit_interval": self.reaudit_interval,
             "metrics_address": self.metrics_address,
             "profile": self.profile,
+            "fail": self.fail,
+            "log_requests": self.log_requests,
             "defaults": {**DEFAULTS, **PROFILES[self.profile]},
             "sections": {s.selector: {"selects": s.kind, "settings": dict(s.settings),
                                       "waive": sorted(s.waive)} for s in self.sections},
@@ -202,6 +206,8 @@ RESERVED: Mapping[str, tuple[type | tuple[type, ...], Any, str]] = {
     "reaudit_interval": ((int, float), lambda v: v >= 0, "a number of seconds, 0 (off) or more"),
     "metrics_address": (str, _valid_address, "HOST:PORT or :PORT (loopback)"),
     "profile": (str, lambda v: v in PROFILES, "one of: " + ", ".join(PROFILES)),
+    "fail": (str, lambda v: v in ("closed", "open"), "closed or open"),
+    "log_requests": (bool, None, "yes or no"),
 }
 
 

@@ -34,18 +34,19 @@ BUSYBOX_APPLETS = ("sh", "sleep", "id", "true", "cat", "ls", "echo", "kill")
 
 # This VM's capability bounding set lacks CAP_SYS_RESOURCE, so runc cannot start a
 # --privileged container. The wrapper drops that one capability from the bundle on
-# `create` and is otherwise plain runc; it is /bin/sh because a Python wrapper adds
-# interpreter start-up to every runc call (and ~600 ms to a kill).
+# `create` (and from the process of a privileged `exec`) and is otherwise plain runc. It
+# is /bin/sh because a Python wrapper adds interpreter start-up to every runc call (and
+# ~600 ms to a kill).
 RUNC_WRAPPER = r"""#!/bin/sh
-for arg in "$@"; do [ "$arg" = create ] && create=1; done
-if [ -n "$create" ]; then
+for arg in "$@"; do case "$arg" in create|exec) cmd="$arg" ;; esac; done
+if [ -n "$cmd" ]; then
   prev=""
   for arg in "$@"; do
-    case "$prev" in --bundle|-b) bundle="$arg" ;; esac
+    case "$prev" in --bundle|-b) spec="$arg/config.json" ;; --process|-p) spec="$arg" ;; esac
     prev="$arg"
   done
-  if [ -n "$bundle" ] && [ -f "$bundle/config.json" ]; then
-    sed -i 's/"CAP_SYS_RESOURCE",\{0,1\}//g; s/,\]/]/g' "$bundle/config.json"
+  if [ -n "$spec" ] && [ -f "$spec" ]; then
+    sed -i 's/"CAP_SYS_RESOURCE",\{0,1\}//g; s/,\]/]/g' "$spec"
   fi
 fi
 exec {runc} "$@"
@@ -488,3 +489,46 @@ class SocketProxy:
     def close(self) -> None:
         self.server.close()
         self.cut()
+
+
+def private_plugin_dir_wrapper(plugin_dir: Path) -> Callable[[list[str]], list[str]]:
+    """Run dockerd in a private mount namespace where ``plugin_dir`` is bind-mounted over
+    /run/docker/plugins: it finds our plugin there, and the host's folder is untouched."""
+    setup = (f"if [ -d /run/docker/plugins ]; then mount --bind {plugin_dir} /run/docker/plugins; "
+             "else mount -t tmpfs tmpfs /run && mkdir -p /run/docker/plugins && "
+             f"mount --bind {plugin_dir} /run/docker/plugins; fi")
+
+    def wrap(cmd: list[str]) -> list[str]:
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-ec", setup + '\nexec "$@"', "sh",
+                *cmd]
+    return wrap
+
+
+class UnixHTTP:
+    """Raw HTTP/1.1 to a unix socket: requests exactly as written, for the walk-around tests."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def request(self, method: str, target: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None, chunked: bool = False) -> tuple[int, str]:
+        head = [f"{method} {target} HTTP/1.1", "Host: docker"]
+        head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        if body is not None and chunked:
+            head.append("Transfer-Encoding: chunked")
+            payload = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+        elif body is not None:
+            head.append(f"Content-Length: {len(body)}")
+            payload = body
+        else:
+            payload = b""
+        head.append("Connection: close")
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(30)
+            s.connect(str(self.path))
+            s.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        status_line, _, rest = data.partition(b"\r\n")
+        return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2].decode(errors="replace")
