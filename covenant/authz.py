@@ -247,6 +247,7 @@ class AuthzPlugin:
         self.socket_path = socket_path
         self.lookup = lookup
         self.server: socketserver.UnixStreamServer | None = None
+        self.owns_socket = True
 
     def answer(self, req: dict[str, Any]) -> dict[str, Any]:
         policy = self.policy
@@ -314,11 +315,20 @@ class AuthzPlugin:
         class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             daemon_threads = True
 
-        os.makedirs(os.path.dirname(self.socket_path) or ".", exist_ok=True)
-        if os.path.exists(self.socket_path):
-            os.unlink(self.socket_path)  # a stale socket of a previous run
-        self.server = Server(self.socket_path, Handler)
-        os.chmod(self.socket_path, 0o600)
+        activated = activated_sockets()
+        if activated:
+            # systemd (a .socket unit) holds the socket: dockerd's connections queue in it
+            # while this process restarts, instead of failing.
+            self.server = Server(self.socket_path, Handler, bind_and_activate=False)
+            self.server.socket.close()
+            self.server.socket = socket.socket(fileno=activated[0])
+            self.owns_socket = False
+        else:
+            os.makedirs(os.path.dirname(self.socket_path) or ".", exist_ok=True)
+            if os.path.exists(self.socket_path):
+                os.unlink(self.socket_path)  # a stale socket of a previous run
+            self.server = Server(self.socket_path, Handler)
+            os.chmod(self.socket_path, 0o600)
         threading.Thread(target=self.server.serve_forever, name="authz", daemon=True).start()
 
     def close(self) -> None:
@@ -326,7 +336,7 @@ class AuthzPlugin:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
-        if os.path.exists(self.socket_path):
+        if self.owns_socket and os.path.exists(self.socket_path):
             os.unlink(self.socket_path)
 
 
@@ -347,6 +357,15 @@ def docker_lookup(timeout: float = 2.0) -> Callable[[str], str | None]:
             return None
 
     return lookup
+
+
+def activated_sockets() -> list[int]:
+    """File descriptors systemd passed for socket activation (sd_listen_fds), if any."""
+    try:
+        from systemd.daemon import listen_fds
+    except ImportError:
+        return []
+    return list(listen_fds())
 
 
 def socket_path(name: str, directory: str = DEFAULT_SOCKET_DIR) -> str:

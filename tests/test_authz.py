@@ -6,6 +6,7 @@ folder is untouched."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -277,3 +278,29 @@ def test_compliant_create_via_raw_http(bed):
         "CapDrop": COMPLIANT["cap_drop"], "SecurityOpt": COMPLIANT["security_opt"], "NetworkMode": "none"}})
     assert status == 201, text
     docker(bed, "rm", "-f", name)
+
+
+def test_socket_activation_as_the_socket_unit_does_it(tmp_path, journal):
+    """systemd-socket-activate holds the socket and starts the plugin on the first
+    connection, passing the socket (sd_listen_fds): the plugin answers on it."""
+    sock = tmp_path / "covsa.sock"
+    cov = Covenant(tmp_path, "unix:///nonexistent.sock", "debug: no\n")
+    cov.argv = ["systemd-socket-activate", "-l", str(sock), *cov.argv, "authz", "--name", "covsa",
+                "--socket-dir", str(tmp_path / "unused")]
+    try:
+        cov.start(wait_ready=False)
+        from harness import wait_until
+        wait_until(sock.exists, 10, what="the activation socket")
+        http = UnixHTTP(sock)
+        status, text = http.request("POST", "/Plugin.Activate", b"{}", {"Content-Type": "application/json"})
+        assert (status, json.loads(text)) == (200, {"Implements": ["authz"]})
+        body = json.dumps({"Image": IMAGE, "HostConfig": {"Privileged": True}}).encode()
+        request = {"RequestMethod": "POST", "RequestUri": "/v1.41/containers/create?name=activated",
+                   "RequestBody": base64.b64encode(body).decode(), "User": ""}
+        status, text = http.request("POST", "/AuthZPlugin.AuthZReq", json.dumps(request).encode(),
+                                    {"Content-Type": "application/json"})
+        answer = json.loads(text)
+        assert answer["Allow"] is False and answer["Msg"].startswith("[CV001] activated: privileged")
+        assert not (tmp_path / "unused").exists()  # it bound nothing itself
+    finally:
+        cov.close()

@@ -68,14 +68,13 @@ def test_as_a_container_with_the_readme_flags(dockerd, client, journal, tmp_path
     assert Policy().decide(me.attrs).allowed  # it passes its own default policy
 
 
-def _unit_for_this_install(tmp_path):
-    """The shipped unit, with ExecStart pointing where this test run installed the command
+def _unit_for_this_install(tmp_path, name="docker-covenant.service"):
+    """A shipped unit, with ExecStart pointing where this test run installed the command
     (verify checks that the binary exists)."""
     command = shutil.which("docker-covenant")
     assert command, "docker-covenant is not on PATH"
-    text = (REPO / "contrib" / "docker-covenant.service").read_text()
-    assert "ExecStart=/opt/docker-covenant/bin/docker-covenant " in text
-    unit = tmp_path / "docker-covenant.service"
+    text = (REPO / "contrib" / name).read_text()
+    unit = tmp_path / name
     unit.write_text(text.replace("/opt/docker-covenant/bin/docker-covenant", command))
     return unit
 
@@ -91,9 +90,21 @@ def test_systemd_unit_verifies(tmp_path):
     assert "docker-covenant.service" not in result.stderr, result.stderr
 
 
-def test_systemd_unit_is_sandboxed(tmp_path):
-    unit = _unit_for_this_install(tmp_path)
-    result = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)],
+def test_systemd_units_are_sandboxed(tmp_path):
+    for name in ("docker-covenant.service", "docker-covenant-authz.service"):
+        unit = _unit_for_this_install(tmp_path, name)
+        result = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)],
+                                capture_output=True, text=True, check=False)
+        line = next(x for x in result.stdout.splitlines() if "Overall exposure level" in x)
+        assert float(line.split(":")[1].split()[0]) <= 2.0, line
+
+
+def test_authz_units_verify_and_start_before_docker(tmp_path):
+    service = _unit_for_this_install(tmp_path, "docker-covenant-authz.service")
+    socket_unit = _unit_for_this_install(tmp_path, "docker-covenant-authz.socket")
+    for unit in (service, socket_unit):
+        assert "Before=docker.service" in unit.read_text()
+    assert "ListenStream=/run/docker/plugins/docker-covenant.sock" in socket_unit.read_text()
+    result = subprocess.run(["systemd-analyze", "verify", str(socket_unit), str(service)],
                             capture_output=True, text=True, check=False)
-    line = next(x for x in result.stdout.splitlines() if "Overall exposure level" in x)
-    assert float(line.split(":")[1].split()[0]) <= 2.0, line
+    assert result.returncode == 0 and "docker-covenant" not in result.stderr, result.stderr
