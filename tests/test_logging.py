@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -91,42 +92,51 @@ def _journald_in(pid: int) -> int | None:
     return None
 
 
-def test_journal_that_dies_mid_run_loses_no_decision(tmp_path, dockerd, client):
-    """A real journald of its own in the namespace takes the first decision; killed, the
-    next decision falls through to stderr (its syslog socket died with it)."""
-    setup = (f"{HIDE_JOURNAL}\nmount -t tmpfs tmpfs /run/log\n"
-             "if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi\n"
-             f"{JOURNALD} </dev/null >/dev/null 2>&1 &\n"
-             "while [ ! -S /run/systemd/journal/socket ]; do sleep 0.05; done")
-    cov = in_namespace(tmp_path, dockerd, setup)
+OWN_JOURNALD = (f"{HIDE_JOURNAL}\nmount -t tmpfs tmpfs /run/log\n"
+                "if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi\n"
+                f"{JOURNALD} </dev/null >/dev/null 2>&1 &\n"
+                "while [ ! -S /run/systemd/journal/socket ]; do sleep 0.05; done")
+
+
+@contextlib.contextmanager
+def own_journald(tmp_path: Path, dockerd) -> Iterator[tuple[Covenant, int, str]]:
+    """docker-covenant in a namespace with a real systemd-journald of its own, which the
+    test may freeze or kill. Yields (daemon, journald's pid, its journal folder)."""
+    cov = in_namespace(tmp_path, dockerd, OWN_JOURNALD)
     journald = None
     try:
         cov.start()
         journald = _journald_in(cov.proc.pid)
         assert journald, "no journald in the namespace"
-        journal_dir = f"/proc/{journald}/root/run/log/journal"
+        yield cov, journald, f"/proc/{journald}/root/run/log/journal"
+    finally:
+        if journald:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(journald, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(journald, 0)
+        cov.close()
+
+
+def journal_lines(journal_dir: str, ident: str) -> list[str]:
+    """The messages of ident in a private journal folder."""
+    return subprocess.run(["journalctl", "-D", journal_dir, "--no-pager", "-o", "cat",
+                           f"SYSLOG_IDENTIFIER={ident}"], capture_output=True, text=True,
+                          check=False).stdout.splitlines()
+
+
+def test_journal_that_dies_mid_run_loses_no_decision(tmp_path, dockerd, client):
+    """A real journald of its own in the namespace takes the first decision; killed, the
+    next decision falls through to stderr (its syslog socket died with it)."""
+    with own_journald(tmp_path, dockerd) as (cov, journald, journal_dir):
         first = run_container(client, unique("journaled"))
-
-        def in_private_journal(text: str) -> bool:
-            out = subprocess.run(["journalctl", "-D", journal_dir, "--no-pager", "-o", "cat",
-                                  f"SYSLOG_IDENTIFIER={cov.ident}"], capture_output=True, text=True,
-                                 check=False).stdout
-            return text in out
-
-        wait_until(lambda: in_private_journal(f"{first.name}: stopping container"), 10)
+        wait_until(lambda: f"{first.name}: stopping container" in journal_lines(journal_dir, cov.ident), 10)
         os.kill(journald, signal.SIGKILL)
         wait_until(lambda: not Path(f"/proc/{journald}/cmdline").read_bytes(), 5)
         second = run_container(client, unique("after-journal"))
         wait_until(lambda: f"{second.name}: stopping container" in cov.output(), 10,
                    what="the decision on stderr")
         assert f"{first.name}: stopping container" not in cov.output()  # the journal had taken it
-    finally:
-        cov.close()
-        if journald:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(journald, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(journald, 0)
 
 
 def test_journal_is_written_without_systemd_python(tmp_path, journal):
@@ -147,26 +157,10 @@ def test_journal_is_written_without_systemd_python(tmp_path, journal):
 def test_a_frozen_journal_does_not_delay_a_kill(tmp_path, dockerd, client):
     """journald stopped (SIGSTOP) under the daemon: violators are still killed at once, and
     their decisions reach stderr after the journal sink's timeout."""
-    setup = (f"{HIDE_JOURNAL}\nmount -t tmpfs tmpfs /run/log\n"
-             "if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi\n"
-             f"{JOURNALD} </dev/null >/dev/null 2>&1 &\n"
-             "while [ ! -S /run/systemd/journal/socket ]; do sleep 0.05; done")
-    cov = in_namespace(tmp_path, dockerd, setup)
-    journald = None
-    try:
-        cov.start()
-        journald = _journald_in(cov.proc.pid)
-        assert journald
+    with own_journald(tmp_path, dockerd) as (cov, journald, _):
         os.kill(journald, signal.SIGSTOP)
         flood = [run_container(client, unique("frozen-journal")) for _ in range(40)]
         for c in flood:  # more than the journal's socket queue holds
             wait_until(lambda c=c: not is_running(c), 5, what=f"{c.name} to be killed")
         wait_until(lambda: all(f"{c.name}: stopping container" in cov.output() for c in flood[-5:]), 15,
                    what="the decisions on stderr")
-    finally:
-        if journald:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(journald, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(journald, 0)
-        cov.close()
