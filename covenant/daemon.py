@@ -112,7 +112,7 @@ class Daemon:
             if api is not None:
                 self._follow(api, own_id)
         else:
-            notify("READY=1\nSTATUS=serving the authorization plugin, mode " + self.policy.mode)
+            notify("READY=1\nSTATUS=" + self.status_line())
             self._main_loop()
         notify("STOPPING=1")
         if self.authz is not None:
@@ -208,11 +208,16 @@ class Daemon:
 
     # -- what operators read -------------------------------------------------------------
     def healthy(self) -> bool:
+        """Following events (events mode), or serving the plugin socket (authz only)."""
+        if not self.watch:
+            return self.authz is not None and self.authz.server is not None
         return self.watcher is not None and self.watcher.connected.is_set()
 
     def status_line(self) -> str:
         evaluated = self.metrics.registry.get_sample_value("covenant_containers_evaluated_total") or 0
-        return (f"{'following Docker events' if self.healthy() else 'waiting for Docker'}; "
+        doing = ("following Docker events" if self.watch else "serving the authorization plugin") \
+            if self.healthy() else "waiting for Docker"
+        return (f"{doing}; "
                 f"mode {self.policy.mode}; {int(evaluated)} evaluated; "
                 f"policy sha256 {self.policy.digest[:12]}")
 

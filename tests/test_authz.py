@@ -304,3 +304,17 @@ def test_socket_activation_as_the_socket_unit_does_it(tmp_path, journal):
         assert not (tmp_path / "unused").exists()  # it bound nothing itself
     finally:
         cov.close()
+
+
+def test_plugin_alone_reports_ready_and_healthy(tmp_path):
+    from test_operate import free_port, get
+
+    port = free_port()
+    cov = Covenant(tmp_path, "unix:///nonexistent.sock", f"debug: no\nmetrics_address: ':{port}'\n")
+    cov.argv += ["authz", "--name", "covhealth", "--socket-dir", str(tmp_path)]
+    try:
+        cov.start()
+        assert any(n.startswith("STATUS=serving the authorization plugin") for n in cov.read_notes())
+        assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+    finally:
+        cov.close()
