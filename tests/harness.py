@@ -439,8 +439,9 @@ def iter_lines(path: Path) -> Iterator[str]:
 class SocketProxy:
     """A unix-socket relay in front of dockerd, to cut connections without stopping it."""
 
-    def __init__(self, path: Path, upstream: Path) -> None:
-        self.path, self.upstream = path, upstream
+    def __init__(self, path: Path, upstream: Path, refuse: bytes | None = None) -> None:
+        """refuse: drop any connection that sends a request containing these bytes."""
+        self.path, self.upstream, self.refuse = path, upstream, refuse
         self.conns: list[socket.socket] = []
         self.accepting = threading.Event()
         self.accepting.set()
@@ -463,13 +464,15 @@ class SocketProxy:
             up.connect(str(self.upstream))
             with self.lock:
                 self.conns += [client, up]
-            for a, b in ((client, up), (up, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            for a, b, refuse in ((client, up, self.refuse), (up, client, None)):
+                threading.Thread(target=self._pump, args=(a, b, refuse), daemon=True).start()
 
     @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(src: socket.socket, dst: socket.socket, refuse: bytes | None) -> None:
         try:
             while data := src.recv(65536):
+                if refuse is not None and refuse in data:
+                    break
                 dst.sendall(data)
         except OSError:
             pass

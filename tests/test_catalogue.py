@@ -159,3 +159,15 @@ def test_evaluate_is_pure_on_plain_data():
     before = copy.deepcopy(RECORDED["loose"])
     evaluate(RECORDED["loose"], {**DEFAULTS, **PROFILES["cis"]})
     assert RECORDED["loose"] == before
+
+
+def test_apparmor_profile_set_complies():
+    """This host has no AppArmor, so no container here can start with a profile: the
+    compliant case is the recorded container with the profile an AppArmor host reports."""
+    confined = copy.deepcopy(RECORDED["hardened"])
+    confined["AppArmorProfile"] = "docker-default"
+    assert ids(confined, "profile: cis\n") == []
+    assert ids(RECORDED["hardened"], "profile: cis\n") == ["CV005"]
+    unconfined = copy.deepcopy(confined)
+    unconfined["AppArmorProfile"] = "unconfined"
+    assert ids(unconfined, "profile: cis\n") == ["CV005"]

@@ -7,12 +7,13 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from harness import COMPLIANT, is_running, run_container, unique, wait_until
+from harness import COMPLIANT, SocketProxy, is_running, run_container, unique, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -176,3 +177,31 @@ def test_no_reaudit_by_default(client, covenant_factory, journal):
     journal.wait_for(cov.ident, f"{c.name}: allowed")
     time.sleep(1.5)
     assert journal.messages(cov.ident).count(f"{c.name}: allowed") == 1
+
+
+def test_a_failed_stop_is_an_error(client, covenant_factory, journal, dockerd, tmp_path):
+    """The engine's connection drops on every kill request: after its retries the daemon
+    logs the failure at error priority with COVENANT_ACTION=failed, and carries on."""
+    proxy = SocketProxy(tmp_path / "nokill.sock", dockerd.socket, refuse=b"/kill")
+    try:
+        cov = covenant_factory("debug: no\n", env={"DOCKER_HOST": f"unix://{proxy.path}"})
+        bad = run_container(client, unique("unkillable"))
+        entry = journal.wait_for(cov.ident, f"{bad.name}: failed to stop container", timeout=20)
+        assert (entry["PRIORITY"], entry["COVENANT_ACTION"]) == ("3", "failed")
+        assert is_running(bad) and cov.alive()
+        assert [e["MESSAGE"] for e in journal.entries(cov.ident, COVENANT_ACTION="killed")] == [
+            f"{bad.name}: stopping container"]
+    finally:
+        proxy.close()
+
+
+def test_reaudit_catches_a_container_changed_by_docker_update(client, covenant_factory, journal, dockerd):
+    cov = covenant_factory("debug: no\nreaudit_interval: 0.5\nlimited-*:\n  pids_limit_required: yes\n")
+    c = run_container(client, unique("limited"), pids_limit=50, **COMPLIANT)
+    journal.wait_for(cov.ident, f"{c.name}: allowed")
+    docker_cli = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else "docker"
+    subprocess.run([docker_cli, "-H", dockerd.host, "update", "--pids-limit", "-1", c.name], check=True,
+                   capture_output=True)  # lifts the limit: no start event
+    journal.wait_for(cov.ident, f"{c.name}: no PIDs limit", timeout=10)
+    journal.wait_for(cov.ident, f"{c.name}: stopping container")
+    wait_until(lambda: not is_running(c), 5)
