@@ -11,6 +11,7 @@ difference. Target: at most 2 ms added at p50.
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import statistics
 import sys
@@ -96,6 +97,7 @@ def main() -> None:
         dockerd.stop()
         plugin.close()
         journal.stop()
+        shutil.rmtree(work, ignore_errors=True)
     print(f"\n{2 * n} round trips each, same dockerd restarted without/with/without/with the plugin\n")
     print("| request | p50 without | p50 with | added at p50 | p99 without | p99 with |")
     print("|---|---|---|---|---|---|")

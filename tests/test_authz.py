@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -53,6 +54,7 @@ def bed(journal):
     finally:
         daemon.stop()
         plugin.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture
