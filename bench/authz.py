@@ -32,6 +32,7 @@ from harness import (  # noqa: E402
     busybox_image,
     private_plugin_dir_wrapper,
 )
+from run import pct  # noqa: E402
 
 PLUGIN = "covbench"
 
@@ -64,10 +65,6 @@ def measure(dockerd: PrivateDockerd, n: int) -> dict[str, list[float]]:
     client.close()
     return result
 
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 import docker
 
-from .checks import CATALOGUE, CHECKS, PROFILES, SETTINGS
+from .checks import CATALOGUE, CHECKS, ORIGINAL_KEYS, PROFILES, SETTINGS
 from .policy import Decision, Policy
 
 CLEAN, VIOLATIONS, ERROR = 0, 1, 2
@@ -116,13 +116,13 @@ def catalogue() -> str:
     """``docker-covenant checks``: the catalogue as a table."""
     lines = [("ID", "CIS", "KEY", "PROFILES", "TITLE")]
     for c in CATALOGUE:
-        on = [p for p, keys in PROFILES.items()
-              if c.key in ("privileged", "cap_drop_required", "security_opt_required") or c.key in keys]
-        default = SETTINGS[c.key].default
+        title = c.title
         if SETTINGS[c.key].kind == "list":
             on = ["when set"]
-        lines.append((c.id, c.cis or "-", c.key, ",".join(on) or "-", c.title
-                      + (f" [default: {default}]" if SETTINGS[c.key].kind == "list" else "")))
+            title += f" [default: {SETTINGS[c.key].default}]"
+        else:
+            on = [p for p, keys in PROFILES.items() if c.key in ORIGINAL_KEYS or c.key in keys]
+        lines.append((c.id, c.cis or "-", c.key, ",".join(on) or "-", title))
     widths = [max(len(row[i]) for row in lines) for i in range(4)]
     return "\n".join("  ".join(col.ljust(w) for col, w in zip(row[:4], widths)) + "  " + row[4]
                      for row in lines) + "\n"

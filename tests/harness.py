@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -431,9 +431,6 @@ def is_running(container: Any) -> bool:
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
-
-def iter_lines(path: Path) -> Iterator[str]:
-    yield from path.read_text().splitlines()
 
 
 class SocketProxy:
