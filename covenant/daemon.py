@@ -16,7 +16,7 @@ from typing import Any
 import docker
 
 from . import identity, logs
-from .authz import AuthzPlugin, docker_lookup
+from .authz import AuthzPlugin, DockerEngine
 from .enforce import Enforcer
 from .events import Watcher, reaudit
 from .metrics import Metrics, serve
@@ -104,7 +104,7 @@ class Daemon:
                       f", own container {own_id[:12]}" if own_id else "")
         server = self._serve_http()
         if self.authz_socket:
-            self.authz = AuthzPlugin(self.policy, self.log, self.authz_socket, docker_lookup())
+            self.authz = AuthzPlugin(self.policy, self.log, self.authz_socket, DockerEngine())
             self.authz.serve()
             self.log.info("serving the authorization plugin on %s", self.authz_socket)
         if self.watch:

@@ -120,6 +120,7 @@ class Policy:
     profile: str = "original"
     fail: str = "closed"
     log_requests: bool = False
+    allowed_plugins: tuple[str, ...] = ()
     sections: tuple[Section, ...] = ()
     source: str = "<defaults>"
     digest: str = ""
@@ -169,6 +170,7 @@ class Policy:
             "profile": self.profile,
             "fail": self.fail,
             "log_requests": self.log_requests,
+            "allowed_plugins": list(self.allowed_plugins),
             "defaults": {**DEFAULTS, **PROFILES[self.profile]},
             "sections": {s.selector: {"selects": s.kind, "settings": dict(s.settings),
                                       "waive": sorted(s.waive)} for s in self.sections},
@@ -208,6 +210,8 @@ RESERVED: Mapping[str, tuple[type | tuple[type, ...], Any, str]] = {
     "profile": (str, lambda v: v in PROFILES, "one of: " + ", ".join(PROFILES)),
     "fail": (str, lambda v: v in ("closed", "open"), "closed or open"),
     "log_requests": (bool, None, "yes or no"),
+    "allowed_plugins": (list, lambda v: all(isinstance(p, str) and p for p in v),
+                        "a list of plugin reference globs"),
 }
 
 
@@ -298,7 +302,7 @@ def _reserved(path: str, line: int | None, key: str, value: Any) -> Any:
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)) or (
             valid is not None and not valid(value)):
         raise PolicyError(path, line, f"{key}: expected {expected}, got {value!r}")
-    return value
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _section(path: str, line: int | None, key: str, value: Any, selector: tuple[str, str],

@@ -204,7 +204,11 @@ def test_legacy_start_with_a_host_config_is_refused(bed):
     _, _, http = bed
     status, text = http.request("POST", f"/v1.23/containers/{name}/start", json.dumps(
         {"Privileged": True}).encode(), {"Content-Type": "application/json"})
-    assert status == 403 and "before 1.24" in text, text
+    assert status == 403 and "a start request with a body" in text, text
+    started = docker(bed, "inspect", "-f", "{{.State.StartedAt}} {{.HostConfig.Privileged}}", name).stdout
+    assert started.split() == ["0001-01-01T00:00:00Z", "false"]  # it never ran, and was not widened
+    status, text = http.request("POST", f"/v1.23/containers/{name}/start")
+    assert status == 403 and "before 1.24" in text, text  # a chunked body would not be forwarded
     assert docker(bed, "start", name).returncode == 0  # a current client starts it
     docker(bed, "rm", "-f", name)
 
@@ -241,11 +245,11 @@ def test_malformed_bodies_follow_the_fail_setting(bed, plugin_policy, journal, f
     plugin_policy(f"debug: no\nfail: {fail}\n")
     status, text, _ = create_raw(bed, b'{"Image": "x", "HostConfig": {')
     if fail == "closed":
-        assert status == 403 and "could not evaluate the request" in text, text
+        assert status == 403 and "container create: not JSON" in text, text
     else:
         assert status != 403 and "authorization denied" not in text, text  # dockerd's own JSON error
     action = "denied" if fail == "closed" else "allowed"
-    journal.wait_for(bed[1].ident, "request body is not JSON", COVENANT_ACTION=action)
+    journal.wait_for(bed[1].ident, "container create: not JSON", COVENANT_ACTION=action)
 
 
 def test_log_requests(bed, plugin_policy, journal):

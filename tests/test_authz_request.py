@@ -1,81 +1,323 @@
-"""Reading a create request as dockerd reads it (pure; the engine-side proof is test_authz.py)."""
+"""Reading requests as dockerd reads them (pure; the engine-side proof is test_authz*.py).
+
+The start-time tests feed recorded ``docker inspect`` output (tests/data/inspect.json)
+through a fake engine: the decision at start is the policy's verdict on what dockerd stored.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 
-from covenant.authz import MISSING, MalformedRequestError, Pairs, container_of_create, decide_request, field
+from covenant.authz import decide_request
+from covenant.authz.gojson import AmbiguousError, DecodeError, decode, fold, plain
+from covenant.authz.model import container_of_create
+from covenant.authz.route import RouteError, route, version_less
+from covenant.authz.types import CONTAINER_CREATE, EXEC_CREATE
 from covenant.policy import parse_policy
 
-POLICY = parse_policy("ops:\n  privileged: yes\n  cap_drop_required: no\n  security_opt_required: no\n")
+POLICY = parse_policy("ops:\n  privileged: yes\n  cap_drop_required: no\n  security_opt_required: no\n"
+                      "allowed_plugins: ['docker.io/vieux/sshfs:*']\n")
+INLINE_BIND = {"type": "none", "o": "bind", "device": "/etc"}
+RECORDED = json.loads((Path(__file__).parent / "data" / "inspect.json").read_text())
 
 
-def pairs(text: str) -> Pairs:
-    return json.loads(text, object_pairs_hook=Pairs)
+class FakeEngine:
+    """Answers with recorded inspect output; anything unknown raises, as dockerd's 404."""
+
+    def __init__(self, containers: dict | None = None, execs: dict | None = None) -> None:
+        self.containers = containers or {}
+        self.execs = execs or {}
+
+    def container(self, ref):
+        return self.containers[ref]
+
+    def exec(self, exec_id):
+        return self.execs[exec_id]
+
+    def plugin(self, ref):
+        return {"Name": ref, "PluginReference": {"sshfs": "docker.io/vieux/sshfs:latest",
+                                                 "local": "vieux/sshfs:latest"}.get(ref, ref)}
+
+    def network(self, ref):
+        return {"Name": {"abc123": "host"}.get(ref, ref)}
+
+    def api_version(self):
+        return "1.45"
 
 
-def req(uri: str, body: str | None = None, method: str = "POST") -> dict:
-    out = {"RequestMethod": method, "RequestUri": uri, "User": ""}
+def named(case: str, name: str) -> dict:
+    return {**RECORDED[case], "Name": "/" + name}
+
+
+ENGINE = FakeEngine(
+    containers={"web": named("compliant", "web"), "bad": named("privileged", "bad"),
+                "ops": named("privileged", "ops"), "abc": named("default", "abc")},
+    execs={"e-priv": {"ProcessConfig": {"privileged": True}, "ContainerID": "web"},
+           "e-priv-ops": {"ProcessConfig": {"privileged": True}, "ContainerID": "ops"},
+           "e-plain": {"ProcessConfig": {"privileged": False}, "ContainerID": "web"}})
+
+
+def req(uri: str, body: str | None = None, method: str = "POST", **extra) -> dict:
+    out = {"RequestMethod": method, "RequestUri": uri, "User": "", **extra}
     if body is not None:
         out["RequestBody"] = base64.b64encode(body.encode()).decode()
     return out
 
 
-def lookup(ref: str) -> str | None:
-    return {"abc123": "ops", "ops": "ops", "web": "web"}.get(ref)
+def decide(uri: str, body: str | None = None, **kw):
+    return decide_request(POLICY, req(uri, body, **kw), ENGINE)
 
 
-def test_field_follows_go_encoding_json():
-    assert field(pairs('{"privileged": true}'), "Privileged") is True
-    assert field(pairs('{"Privileged": true, "privileged": false}'), "Privileged") is False  # last wins
-    assert field(pairs('{"\\u017fecurityOpt": ["x"]}'), "SecurityOpt") == ["x"]  # long s folds to s
-    merged = field(pairs('{"HostConfig": {"Privileged": true}, "hostconfig": {"Memory": 1}}'), "HostConfig")
-    assert (field(merged, "Privileged"), field(merged, "Memory")) == (True, 1)
-    assert field(pairs('{"HostConfig": {"Privileged": true}, "HostConfig": null}'), "HostConfig") is None
-    assert field(pairs("{}"), "HostConfig") is MISSING
+def hc(body: str, name: str = "a") -> dict:
+    return container_of_create(decode(body.encode(), CONTAINER_CREATE), name)["HostConfig"]
 
 
-def test_host_config_from_the_top_level_only_without_an_inner_one():
-    top = container_of_create(pairs('{"Image": "x", "Privileged": true}'), "a")
-    assert top["HostConfig"]["Privileged"] is True
-    ignored = container_of_create(pairs('{"Privileged": true, "HostConfig": {"CapDrop": ["ALL"]}}'), "a")
-    assert "Privileged" not in ignored["HostConfig"]  # dockerd uses the inner one
-    fallback = container_of_create(pairs('{"Memory": 5, "HostConfig": {"CapDrop": ["ALL"]}}'), "a")
-    assert fallback["HostConfig"]["Memory"] == 5  # ...but fills Memory from the top level
+# -- Go's encoding/json ---------------------------------------------------------------------
 
+def test_keys_fold_as_go_folds_them():
+    assert hc('{"hostconfig": {"privileged": true}}')["Privileged"] is True
+    assert hc('{"HostConfig": {"\\u017fecurityOpt": ["x"]}}')["SecurityOpt"] == ["x"]  # long s
+    assert hc('{"HostConfig": {"\\u212aernelMemory": 1, "Privileged": true}}')["Privileged"] is True
+    # casefold() maps the ligature "st" to "st"; Go does not: the key matches nothing
+    assert "SecurityOpt" not in hc('{"HostConfig": {"\\ufb06ecurityOpt": ["x"]}}')
+    assert fold("Privileged") == fold("pRIVILEGED") != fold("Privileg\u00e9d")
+
+
+def test_null_leaves_bools_and_strings_unchanged_and_resets_slices():
+    got = hc('{"HostConfig": {"Privileged": true, "privileged": null, "NetworkMode": "host", '
+             '"NetworkMode": null, "CapAdd": ["ALL"], "CapAdd": null}}')
+    assert got["Privileged"] is True and got["NetworkMode"] == "host" and got["CapAdd"] is None
+
+
+def test_a_repeated_array_decodes_into_the_first_arrays_elements():
+    got = hc('{"HostConfig": {"Mounts": [{"Type": "bind", "Source": "/etc", "Target": "/x"}], '
+             '"Mounts": [{"Target": "/y"}]}}')
+    assert got["Mounts"] == [{"Type": "bind", "Source": "/etc", "Target": "/y"}]
+    assert hc('{"HostConfig": {"Binds": ["/:/h", "/etc:/e"], "Binds": ["/tmp:/t"]}}')["Binds"] == ["/tmp:/t"]
+    assert hc('{"HostConfig": {"Binds": ["/:/h"], "Binds": [null]}}')["Binds"] == ["/:/h"]  # null: unchanged
+    assert hc('{"HostConfig": {"Binds": ["/:/h"], "Binds": []}}')["Binds"] == []
+
+
+def test_leftover_slice_elements_are_not_guessed():
+    with pytest.raises(AmbiguousError):
+        decode(b'{"HostConfig": {"Binds": ["/a:/a", "/:/h"], "Binds": ["/b:/b"], "Binds": ["/c:/c", null]}}',
+               CONTAINER_CREATE)
+
+
+def test_repeated_objects_merge():
+    got = hc('{"HostConfig": {"Privileged": true}, "HostConfig": {"CapDrop": ["ALL"]}}')
+    assert got["Privileged"] is True and got["CapDrop"] == ["ALL"]
+
+
+def test_strslice_takes_a_string_and_replaces_whole():
+    assert hc('{"HostConfig": {"CapAdd": "all"}}')["CapAdd"] == ["all"]
+    replaced = hc('{"HostConfig": {"CapAdd": ["SYS_ADMIN", "NET_RAW"], "CapAdd": ["CHOWN"]}}')
+    assert replaced["CapAdd"] == ["CHOWN"]
+
+
+def test_top_level_host_config_and_fallbacks():
+    assert hc('{"Image": "x", "Privileged": true}')["Privileged"] is True
+    assert "Privileged" not in hc('{"Privileged": true, "HostConfig": {"CapDrop": ["ALL"]}}')
+    assert hc('{"Memory": 5, "HostConfig": {"CapDrop": ["ALL"]}}')["Memory"] == 5
+    assert hc('{"Cpuset": "0", "HostConfig": {}}')["CpusetCpus"] == "0"
+
+
+@pytest.mark.parametrize("body", [
+    '{"HostConfig": {"Privileged": "yes"}}',  # wrong type: dockerd answers 400
+    '{"HostConfig": {"Memory": 1.5}}', '{"HostConfig": {"Memory": 1e3}}',
+    '{"HostConfig": {"Memory": 99999999999999999999}}', '{"HostConfig": {"CapAdd": 5}}',
+    '{"HostConfig": NaN}', "[1]", "{", '{"a": ' * 5000 + "1" + "}" * 5000,
+    '{"HostConfig": {"Memory": ' + "9" * 5000 + "}}",
+])
+def test_bodies_dockerd_refuses_raise(body):
+    with pytest.raises(DecodeError):
+        decode(body.encode(), CONTAINER_CREATE)
+
+
+def test_only_the_first_value_is_read_and_unknown_keys_ignored():
+    assert plain(decode(b'{"Privileged": true, "Bogus": [1]} {"x"', EXEC_CREATE)) == {"Privileged": True}
+
+
+# -- routing ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("uri", "kind", "name"), [
+    ("/v1.41/containers/create?name=a", "container_create", ""),
+    ("/v1.41.0/containers/x/start", "container_start", "x"),
+    ("/v1..41/containers/x/start", "container_start", "x"),
+    ("/containers/x/restart", "container_restart", "x"),
+    ("http://docker/v1.41/containers/%63reate", "container_create", ""),
+    ("HTTP://docker/containers/x/start", "container_start", "x"),
+    ("/v1.41/containers/a%2Fb/start", "container_start", "a/b"),
+    ("/v1.41/exec/e1/start", "exec_start", "e1"),
+    ("/v1.41/containers/x/update", "container_update", "x"),
+    ("/v1.41/services/s/update?version=3", "service_update", "s"),
+    ("/v1.41/plugins/sshfs/enable?timeout=0", "plugin_enable", "sshfs"),
+    ("/v1.41/containers/create/", "other", ""),
+    ("/v1.41/containers/x/start#frag", "other", ""),
+])
+def test_routes_as_dockerd_matches_them(uri, kind, name):
+    got = route(uri)
+    assert (got.kind, got.name) == (kind, name)
+
+
+@pytest.mark.parametrize("uri", [
+    "/v1.41//containers/create", "/v1.41/containers/x/../y/start", "containers/x/start",
+    "/v1.41/containers/%zz/start", "/v1.41/containers/create?name=a;b", "http:opaque"])
+def test_targets_dockerd_would_not_route_raise(uri):
+    with pytest.raises(RouteError):
+        route(uri)
+
+
+def test_versions_compare_as_moby_does():
+    assert version_less("1.23.9", "1.24") and version_less("01.023", "1.24") and version_less("", "1.24")
+    assert not version_less("1.24.0", "1.24") and not version_less("1.41", "1.24")
+    assert not version_less("1." + "9" * 30, "1.24")  # overflow clamps to the largest int
+
+
+# -- decisions ------------------------------------------------------------------------------
 
 def test_create_is_judged_by_name_from_the_query():
     body = '{"Image": "x", "HostConfig": {"Privileged": true}}'
-    assert decide_request(POLICY, req("/v1.41/containers/create?name=ops", body), lookup).allow
-    denied = decide_request(POLICY, req("/v1.41/containers/create?name=web", body), lookup)
+    assert decide("/v1.41/containers/create?name=ops", body).allow
+    denied = decide("/v1.41/containers/create?name=web", body)
     assert not denied.allow and denied.msg.startswith("[CV001] web: privileged set but not allowed; [CV002]")
-    encoded = decide_request(POLICY, req("/v1.41/containers/%63reate?name=%77eb", body), lookup)
-    assert not encoded.allow and encoded.name == "web"
+    assert decide("/v1.41/containers/%63reate?name=%77eb", body).name == "web"
 
 
-def test_writes_without_a_visible_body_and_legacy_start_are_denied():
-    assert not decide_request(POLICY, req("/v1.41/containers/create?name=ops"), lookup).allow
-    assert not decide_request(POLICY, req("/v1.41/containers/abc/exec"), lookup).allow
-    assert not decide_request(POLICY, req("/v1.23/containers/abc/start"), lookup).allow
-    assert decide_request(POLICY, req("/v1.41/containers/abc/start"), lookup).allow
-    assert decide_request(POLICY, req("/v1.41/containers/json", method="GET"), lookup).allow
+def test_start_and_restart_decide_from_the_stored_container():
+    assert decide("/v1.41/containers/web/start").allow
+    assert decide("/v1.41/containers/ops/start").allow  # privileged, and its section allows it
+    for uri in ("/v1.41/containers/bad/start", "/v1.41.0/containers/bad/start", "/containers/bad/restart",
+                "http://x/v1.41/containers/b%61d/start"):
+        got = decide(uri)
+        assert not got.allow and got.violations[0].check == "CV001", uri
+    with pytest.raises(KeyError):  # a failed lookup raises: the server denies
+        decide("/v1.41/containers/missing/start")
 
 
-def test_privileged_exec_needs_a_section_that_allows_privileged():
-    body = '{"Cmd": ["sh"], "privileged": true}'
-    assert decide_request(POLICY, req("/containers/abc123/exec", body), lookup).allow
-    assert not decide_request(POLICY, req("/containers/web/exec", body), lookup).allow
-    assert not decide_request(POLICY, req("/containers/unknown/exec", body), lookup).allow
-    assert decide_request(POLICY, req("/containers/web/exec", '{"Cmd": ["sh"]}'), lookup).allow
+@pytest.mark.parametrize("body", ['{"Privileged": true}', "{ }x", '{"HostConfig": {}}', "[]"])
+def test_start_with_a_body_is_refused(body):
+    assert not decide("/v1.41/containers/web/start", body).allow
 
 
-@pytest.mark.parametrize("body", ["{not json", "[1, 2]", "!!!"])
-def test_malformed_bodies_raise(body):
-    request = req("/v1.41/containers/create?name=a", body)
-    if body == "!!!":
-        request["RequestBody"] = "!!!"
-    with pytest.raises(MalformedRequestError):
-        decide_request(POLICY, request, lookup)
+@pytest.mark.parametrize("body", [None, "", "{}", "null", " {} "])
+def test_start_with_an_empty_body_is_judged(body):
+    assert decide("/v1.41/containers/web/start", body).allow
+
+
+@pytest.mark.parametrize("version", ["1.23", "1.23.99", "01.12", "1..23"])
+def test_start_through_an_api_before_1_24_is_refused(version):
+    assert not decide(f"/v{version}/containers/web/start").allow
+
+
+def test_exec_start_decides_from_the_stored_exec():
+    assert decide("/v1.41/exec/e-plain/start", "{}").allow
+    assert decide("/v1.41/exec/e-priv-ops/start", "{}").allow
+    denied = decide("/v1.41/exec/e-priv/start", '{"Detach": true}')
+    assert not denied.allow and "[CV001] web: privileged exec not allowed" in denied.msg
+
+
+def test_exec_create_refuses_early():
+    assert not decide("/v1.41/containers/web/exec", '{"Cmd": ["sh"], "privileged": true}').allow
+    assert not decide("/v1.41/containers/web/exec", '{"Cmd": ["sh"], "\\u017frivileged": false, '
+                      '"Privileged": true, "privileged": null}').allow
+    assert decide("/v1.41/containers/web/exec", '{"Cmd": ["sh"], "Privileged": false}').allow
+    assert decide("/v1.41/containers/ops/exec", '{"Cmd": ["sh"], "Privileged": true}').allow
+    assert decide("/v1.41/containers/web/exec").malformed  # no body to read
+
+
+def test_update_is_judged_on_the_container_as_updated():
+    strict = parse_policy("profile: cis\nhh:\n  apparmor_required: no\n")
+    engine = FakeEngine({"hh": named("hardened", "hh")})
+    ok = decide_request(strict, req("/v1.41/containers/hh/update", '{"CpuShares": 256}'), engine)
+    assert ok.allow, ok.msg
+    always = '{"RestartPolicy": {"Name": "always"}}'
+    worse = decide_request(strict, req("/v1.41/containers/hh/update", always), engine)
+    assert not worse.allow and worse.violations[0].check == "CV018"
+
+
+def test_services_are_judged_as_their_task_containers():
+    def service(spec: dict) -> str:
+        return json.dumps({"Name": "svc", "TaskTemplate": {"ContainerSpec": {"Image": "x", **spec}}})
+    assert not decide("/v1.41/services/create", service({})).allow  # original policy: no cap drop
+    ok = service({"CapabilityDrop": ["ALL"], "Privileges": {"NoNewPrivileges": True}})
+    assert decide("/v1.45/services/create", ok).allow
+    assert not decide("/v1.41/services/create", ok).allow  # NoNewPrivileges needs API 1.44
+    assert not decide("/v1.40/services/create", service({"CapabilityDrop": ["ALL"], "Privileges": {
+        "SELinuxContext": {"User": "u"}}})).allow  # CapabilityDrop needs API 1.41
+    volume = {"Type": "volume", "Target": "/x", "VolumeOptions": {"DriverConfig": {"Options": INLINE_BIND}}}
+    inline = service({"CapabilityDrop": ["ALL"], "Mounts": [volume]})
+    got = decide_request(parse_policy("profile: cis\n"), req("/v1.41/services/create", inline), ENGINE)
+    assert "CV007" in {v.check for v in got.violations}
+    cis = parse_policy("profile: cis\n")
+    etc = {"Type": "bind", "Source": "/etc", "Target": "/e"}
+    bind = service({"CapabilityDrop": ["ALL"], "Mounts": [etc]})
+    got = decide_request(cis, req("/v1.41/services/create", bind), ENGINE)
+    assert "CV007" in {v.check for v in got.violations}
+    host = json.dumps({"Name": "svc", "TaskTemplate": {"ContainerSpec": {"Image": "x"},
+                                                       "Networks": [{"Target": "abc123"}]}})
+    assert "CV010" in {v.check for v in decide_request(cis, req("/v1.41/services/create", host),
+                                                       ENGINE).violations}
+    plugin = json.dumps({"Name": "p", "TaskTemplate": {"Runtime": "plugin",
+                                                       "PluginSpec": {"Remote": "evil/plugin"}}})
+    assert not decide("/v1.41/services/create", plugin).allow
+
+
+def test_plugins_need_an_allowed_reference():
+    assert decide("/v1.41/plugins/pull?remote=vieux/sshfs&name=sshfs", "[]").allow
+    assert not decide("/v1.41/plugins/pull?remote=evil/plugin", "[]").allow
+    assert not decide("/v1.41/plugins/create?name=mine").allow
+    assert decide("/v1.41/plugins/sshfs/enable?timeout=0").allow
+    assert not decide("/v1.41/plugins/mine/enable").allow
+    assert not decide("/v1.41/plugins/local/enable").allow  # created locally under an allowed name
+    assert not decide("/v1.41/plugins/create?name=docker.io/vieux/sshfs:latest").allow
+    assert not decide("/v1.41/plugins/mine/set", '["m.source=/"]').allow
+    assert not decide("/v1.41/plugins/sshfs/upgrade?remote=evil/plugin", "[]").allow
+
+
+def test_builds_and_volumes_are_judged_by_what_they_map_to():
+    cis = parse_policy("profile: cis\n")
+    assert not decide_request(cis, req("/v1.41/build?networkmode=host&t=x"), ENGINE).allow
+    assert not decide_request(cis, req("/v1.41/build?cgroupparent=/x"), ENGINE).allow
+    assert decide_request(cis, req("/v1.41/build?t=x"), ENGINE).allow
+    form = req("/v1.41/build?t=x", RequestHeaders={"Content-Type": "application/x-www-form-urlencoded"})
+    assert not decide_request(cis, form, ENGINE).allow
+    etc = '{"Name": "v", "Driver": "local", "DriverOpts": {"type": "none", "o": "bind", "device": "/etc"}}'
+    got = decide_request(cis, req("/v1.41/volumes/create", etc), ENGINE)
+    assert not got.allow and got.msg == "[CV007] volume v: sensitive host directory mounted read-write: /etc"
+    ro = etc.replace('"bind"', '"bind,ro"')
+    assert decide_request(cis, req("/v1.41/volumes/create", ro), ENGINE).allow
+    assert decide_request(cis, req("/v1.41/volumes/create", '{"Name": "plain"}'), ENGINE).allow
+    relative = etc.replace('"/etc"', '"etc"')  # resolved against dockerd's working directory
+    assert not decide_request(cis, req("/v1.41/volumes/create", relative), ENGINE).allow
+    srv_only = parse_policy("'*':\n  bind_mount_prefixes: [/srv]\n")
+    block = '{"Name": "b", "DriverOpts": {"type": "ext4", "device": "/dev/sda1"}}'
+    got = decide_request(srv_only, req("/v1.41/volumes/create", block), ENGINE)
+    assert got.msg == "[CV028] volume b: bind mount outside the allowed host paths: /dev/sda1"
+    overlay = '{"Name": "o", "DriverOpts": {"type": "overlay", "o": "lowerdir=/l,upperdir=/etc"}}'
+    assert not decide_request(cis, req("/v1.41/volumes/create", overlay), ENGINE).allow
+
+
+def test_inline_volume_options_at_create_are_a_bind():
+    mount = {"Type": "volume", "Target": "/x", "VolumeOptions": {"DriverConfig": {"Name": "local",
+                                                                                 "Options": INLINE_BIND}}}
+    body = json.dumps({"Image": "x", "HostConfig": {"Mounts": [mount]}})
+    cis = parse_policy("profile: cis\n")
+    got = decide_request(cis, req("/v1.41/containers/create?name=ab", body), ENGINE)
+    assert "CV007" in {v.check for v in got.violations}
+
+
+@pytest.mark.parametrize("request_", [{}, {"RequestMethod": "POST"}, {"RequestUri": "/containers/create"},
+                                      {"RequestMethod": "POST", "RequestUri": "/containers/create",
+                                       "RequestBody": "!!!"}])
+def test_requests_without_a_method_uri_or_readable_body_raise(request_):
+    with pytest.raises(ValueError):
+        decide_request(POLICY, request_, ENGINE)
+
+
+def test_reads_are_allowed():
+    assert decide("/v1.41/containers/json", method="GET").allow

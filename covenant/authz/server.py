@@ -1,0 +1,156 @@
+"""The plugin protocol on a unix socket (or one systemd passed us).
+
+Whatever happens while answering an AuthZReq -- an unreadable request, a failed lookup,
+a bug -- the answer is a deny, and it is always a well-formed reply: dockerd retries a
+failed plugin call and, on the retry, sends the request without its body.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import socketserver
+import threading
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from ..logs import fields
+from ..policy import Policy
+from .engine import Engine
+from .handlers import Verdict, decide_request
+
+PLUGIN_CONTENT_TYPE = "application/vnd.docker.plugins.v1+json"
+DEFAULT_SOCKET_DIR = "/run/docker/plugins"
+MAX_REQUEST = 64 * 1024 * 1024  # dockerd forwards bodies under 1 MiB, base64 and headers aside
+
+
+class AuthzPlugin:
+    """Serves the plugin protocol; the policy is swapped whole on reload."""
+
+    def __init__(self, policy: Policy, log: logging.Logger, socket_path: str, engine: Engine) -> None:
+        self.policy = policy
+        self.log = log
+        self.socket_path = socket_path
+        self.engine = engine
+        self.server: socketserver.UnixStreamServer | None = None
+        self.owns_socket = True
+
+    def answer(self, req: Any) -> dict[str, Any]:
+        """The reply to one AuthZReq; never raises."""
+        policy = self.policy
+        uri = method = "?"
+        try:
+            if not isinstance(req, dict):
+                raise ValueError("AuthZReq is not a JSON object")
+            uri, method = str(req.get("RequestUri", "?")), str(req.get("RequestMethod", "?"))
+            verdict = decide_request(policy, req, self.engine)
+        except Exception as e:  # noqa: BLE001 - on a security path every failure is a deny
+            self.log.warning("%s %s: cannot evaluate (%s: %s); denied", method, uri, type(e).__name__, e,
+                             extra=fields(COVENANT_ACTION="denied", COVENANT_MODE=policy.mode))
+            return {"Allow": False, "Msg": f"docker-covenant could not evaluate the request: {e}"}
+        if verdict.malformed and policy.fail == "open":
+            self.log.warning("%s %s: %s; allowed (fail: open; the start is still judged)", method, uri,
+                             verdict.msg, extra=fields(COVENANT_ACTION="allowed", COVENANT_MODE=policy.mode))
+            return {"Allow": True}
+        if verdict.allow:
+            if policy.log_requests:
+                self.log.info("%s %s allowed (user %s)", method, uri, req.get("User") or "-",
+                              extra=fields(CONTAINER_NAME=verdict.name, COVENANT_ACTION="allowed"))
+            return {"Allow": True}
+        return self._refuse(policy, verdict, method, uri)
+
+    def _refuse(self, policy: Policy, verdict: Verdict, method: str, uri: str) -> dict[str, Any]:
+        base = {"CONTAINER_NAME": verdict.name, "COVENANT_MODE": policy.mode}
+        for v in verdict.violations:
+            self.log.warning(v.message, extra=fields(**base, COVENANT_CHECK=v.check))
+        checks = ",".join(v.check for v in verdict.violations)
+        if policy.mode == "warn" and not verdict.malformed:
+            self.log.warning("%s: would deny %s %s (warn mode): %s", verdict.name, method, uri, verdict.msg,
+                             extra=fields(**base, COVENANT_CHECK=checks, COVENANT_ACTION="warned"))
+            return {"Allow": True}
+        self.log.warning("%s: denied %s %s: %s", verdict.name, method, uri, verdict.msg,
+                         extra=fields(**base, COVENANT_CHECK=checks, COVENANT_ACTION="denied"))
+        return {"Allow": False, "Msg": verdict.msg}
+
+    def reply_to(self, path: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+        if path == "/Plugin.Activate":
+            return 200, {"Implements": ["authz"]}
+        if path == "/AuthZPlugin.AuthZReq":
+            try:
+                req = json.loads(raw)
+            except (ValueError, RecursionError) as e:
+                req = None
+                self.log.error("unreadable AuthZReq from dockerd: %s", e)
+            return 200, self.answer(req)
+        if path == "/AuthZPlugin.AuthZRes":
+            return 200, {"Allow": True}
+        return 404, {"Err": f"unknown endpoint {path}"}
+
+    def serve(self) -> None:
+        """Bind the socket (replacing a stale one) and serve on daemon threads."""
+        plugin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # dockerd keeps its connection to the plugin open
+
+            def do_POST(self) -> None:
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                    if not 0 <= length <= MAX_REQUEST:
+                        raise ValueError(f"Content-Length {length}")
+                    raw = self.rfile.read(length) if length else b""
+                    status, reply = plugin.reply_to(self.path, raw)
+                except Exception as e:  # noqa: BLE001 - still answer, and answer no
+                    plugin.log.error("plugin request failed: %s", e)
+                    status, reply = 200, {"Allow": False, "Msg": "docker-covenant: request failed"}
+                data = json.dumps(reply).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", PLUGIN_CONTENT_TYPE)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+
+        activated = activated_sockets()
+        if activated:
+            # systemd (a .socket unit) holds the socket: dockerd's connections queue in it
+            # while this process restarts, instead of failing.
+            self.server = Server(self.socket_path, Handler, bind_and_activate=False)
+            self.server.socket.close()
+            self.server.socket = socket.socket(fileno=activated[0])
+            self.owns_socket = False
+        else:
+            os.makedirs(os.path.dirname(self.socket_path) or ".", exist_ok=True)
+            if os.path.exists(self.socket_path):
+                os.unlink(self.socket_path)  # a stale socket of a previous run
+            self.server = Server(self.socket_path, Handler)
+            os.chmod(self.socket_path, 0o600)
+        threading.Thread(target=self.server.serve_forever, name="authz", daemon=True).start()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+        if self.owns_socket and os.path.exists(self.socket_path):
+            os.unlink(self.socket_path)
+
+
+def activated_sockets() -> list[int]:
+    """File descriptors systemd passed for socket activation (sd_listen_fds), if any."""
+    try:
+        from systemd.daemon import listen_fds
+    except ImportError:
+        return []
+    return list(listen_fds())
+
+
+def socket_path(name: str, directory: str = DEFAULT_SOCKET_DIR) -> str:
+    return os.path.join(directory, f"{name}.sock")
