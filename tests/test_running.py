@@ -104,6 +104,10 @@ def test_authz_units_verify_and_start_before_docker(tmp_path):
     socket_unit = _unit_for_this_install(tmp_path, "docker-covenant-authz.socket")
     for unit in (service, socket_unit):
         assert "Before=docker.service" in unit.read_text()
+        # a crash-looping plugin must never be left failed: dockerd would refuse everything
+        assert "StartLimitIntervalSec=0" in unit.read_text()
+    assert "Restart=always" in service.read_text() and "RestartPrevent" not in service.read_text()
+    assert "TriggerLimitIntervalSec=0" in socket_unit.read_text()
     assert "ListenStream=/run/docker/plugins/docker-covenant.sock" in socket_unit.read_text()
     result = subprocess.run(["systemd-analyze", "verify", str(socket_unit), str(service)],
                             capture_output=True, text=True, check=False)
