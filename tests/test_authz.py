@@ -324,3 +324,84 @@ def test_plugin_alone_reports_ready_and_healthy(tmp_path):
         assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
     finally:
         cov.close()
+
+
+# -- decided from what dockerd stored, each with its control on a dockerd without the plugin --
+
+DEEP = "[" * 3000 + "]" * 3000  # Go decodes it (depth limit 10,000); our reader refuses it
+PRIVILEGED_CREATE = ('{"Image": "' + IMAGE + '", "Cmd": ["sleep", "300"], "X": ' + DEEP + ', "HostConfig": '
+                     '{"Privileged": true, "NetworkMode": "none"}}').encode()
+NEVER = "0001-01-01T00:00:00Z"
+
+
+def raw_run(http: UnixHTTP, body: bytes) -> tuple[str, int]:
+    """Create (raw body) and start; returns (name, start status)."""
+    name = unique("stored")
+    status, text = http.request("POST", f"/v1.41/containers/create?name={name}", body,
+                                {"Content-Type": "application/json"})
+    assert status == 201, text
+    status, _ = http.request("POST", f"/v1.41/containers/{name}/start")
+    return name, status
+
+
+def test_a_create_the_plugin_cannot_read_never_starts_a_violator(bed, plugin_policy, dockerd):
+    plugin_policy("debug: no\nfail: open\n")  # the unreadable create itself gets through
+    name, status = raw_run(bed[2], PRIVILEGED_CREATE)
+    assert status == 403
+    fmt = "{{.State.StartedAt}} {{.HostConfig.Privileged}}"
+    state = docker(bed, "inspect", "-f", fmt, name).stdout.split()
+    assert state == [NEVER, "true"]  # stored privileged, never ran
+    # control: the same requests to a dockerd without the plugin run it privileged
+    control = UnixHTTP(dockerd.socket)
+    name, status = raw_run(control, PRIVILEGED_CREATE)
+    assert status == 204
+    client = dockerd.client()
+    try:
+        stored = client.api.inspect_container(name)
+        assert stored["State"]["Running"] and stored["HostConfig"]["Privileged"]
+    finally:
+        client.api.remove_container(name, force=True)
+        client.close()
+
+
+def cap_eff(pid: int) -> int:
+    line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("CapEff:"))
+    return int(line.split()[1], 16)
+
+
+def exec_privileged(http: UnixHTTP, target: str) -> tuple[str, int]:
+    """Exec create with a body only Go reads, then exec start; (exec id, start status)."""
+    body = ('{"Cmd": ["sleep", "30"], "X": ' + DEEP + ', "Privileged": true}').encode()
+    status, text = http.request("POST", f"/v1.41/containers/{target}/exec", body,
+                                {"Content-Type": "application/json"})
+    assert status == 201, text
+    exec_id = json.loads(text)["Id"]
+    status, _ = http.request("POST", f"/v1.41/exec/{exec_id}/start", b'{"Detach": true}',
+                             {"Content-Type": "application/json"})
+    return exec_id, status
+
+
+def test_an_exec_the_plugin_cannot_read_never_runs_privileged(bed, plugin_policy, dockerd):
+    plugin_policy("debug: no\nfail: open\n")
+    target = unique("target")
+    run = ["run", "-d", "--network", "none", "--cap-drop", "all", "--security-opt", "no-new-privileges",
+           "--name", target, IMAGE, "sleep", "300"]
+    assert docker(bed, *run).returncode == 0
+    exec_id, status = exec_privileged(bed[2], target)
+    assert status == 403
+    stored = json.loads(bed[2].request("GET", f"/v1.41/exec/{exec_id}/json")[1])
+    assert stored["ProcessConfig"]["privileged"] and stored["Pid"] == 0 and not stored["Running"]
+    docker(bed, "rm", "-f", target)
+    # control: without the plugin it runs with every capability
+    client = dockerd.client()
+    try:
+        client.containers.run(IMAGE, ["sleep", "300"], name=target, detach=True, network_mode="none",
+                              cap_drop=["ALL"], security_opt=["no-new-privileges"])
+        control = UnixHTTP(dockerd.socket)
+        exec_id, status = exec_privileged(control, target)
+        assert status == 200
+        pid = client.api.exec_inspect(exec_id)["Pid"]
+        assert pid > 0 and cap_eff(pid) & (1 << 21)  # CAP_SYS_ADMIN
+    finally:
+        client.api.remove_container(target, force=True)
+        client.close()
