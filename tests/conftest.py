@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import shutil
+import signal
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
-from harness import Covenant, JournalBed, PrivateDockerd, busybox_image
+from harness import (
+    AUTHZ_BASE_POLICY,
+    AUTHZ_PLUGIN,
+    Covenant,
+    JournalBed,
+    PrivateDockerd,
+    UnixHTTP,
+    busybox_image,
+    private_plugin_dir_wrapper,
+    wait_until,
+)
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +69,46 @@ def covenant_factory(tmp_path: Path, dockerd: PrivateDockerd, journal: JournalBe
     yield start
     for cov in started:
         cov.close()
+
+
+@pytest.fixture(scope="session")
+def bed(journal: JournalBed) -> Iterator[tuple[PrivateDockerd, Covenant, UnixHTTP]]:
+    """(dockerd with --authorization-plugin, the plugin process, raw HTTP to the engine).
+
+    dockerd runs in a private mount namespace whose /run/docker/plugins is a folder of
+    the test's, so the plugin is found by its plain name and the host's folder is untouched."""
+    work = Path(tempfile.mkdtemp(prefix="covauthz-"))
+    plugin_dir = work / "plugins"
+    plugin_dir.mkdir()
+    daemon = PrivateDockerd(extra_args=(f"--authorization-plugin={AUTHZ_PLUGIN}",),
+                            wrap=private_plugin_dir_wrapper(plugin_dir))
+    # the plugin looks containers and execs up on the engine it guards
+    plugin = Covenant(work, daemon.host, AUTHZ_BASE_POLICY)
+    plugin.argv += ["authz", "--name", AUTHZ_PLUGIN, "--socket-dir", str(plugin_dir)]
+    plugin.start()
+    try:
+        daemon.start()
+        client = daemon.client()
+        busybox_image(client)
+        client.close()
+        yield daemon, plugin, UnixHTTP(daemon.socket)
+    finally:
+        daemon.stop()
+        plugin.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture
+def plugin_policy(bed: tuple[PrivateDockerd, Covenant, UnixHTTP], journal: JournalBed) -> Iterator[Any]:
+    """Set the plugin's policy for one test (SIGHUP), and put the base one back after."""
+    _, plugin, _ = bed
+
+    def apply(text: str) -> None:
+        before = len(journal.messages(plugin.ident, COVENANT_ACTION="reloaded"))
+        plugin.config.write_text(f"syslog_ident: {plugin.ident}\n{text}")
+        plugin.signal(signal.SIGHUP)
+        wait_until(lambda: len(journal.messages(plugin.ident, COVENANT_ACTION="reloaded")) > before, 10,
+                   what="the plugin to reload")
+
+    yield apply
+    apply(AUTHZ_BASE_POLICY)

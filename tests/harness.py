@@ -30,6 +30,11 @@ import docker
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE = "covenant-test/busybox:1"
+# The authorization bed: the plugin's name, and its policy between tests (one section may
+# run privileged, to test privileged exec).
+AUTHZ_PLUGIN = "covtest"
+AUTHZ_BASE_POLICY = ("debug: no\nallowed-priv:\n  privileged: yes\n  cap_drop_required: no\n"
+                     "  security_opt_required: no\n")
 BUSYBOX_APPLETS = ("sh", "sleep", "id", "true", "cat", "ls", "echo", "kill")
 
 # This VM's capability bounding set lacks CAP_SYS_RESOURCE, so runc cannot start a

@@ -1,0 +1,262 @@
+"""Walk-arounds of the authorization plugin, each sent as raw requests to a real dockerd
+with the plugin and, as its control, to a dockerd without it.
+
+A case passes only if the control ran the violator (so the request itself is sound: it
+has a Cmd, routes, decodes) and the guarded engine ran nothing with that reach. What ran
+is read from the engines (``docker inspect`` State, /proc/<pid>/status CapEff, the
+container's view of its mounts), never from a status code alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tarfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+import pytest
+from harness import AUTHZ_BASE_POLICY, IMAGE, PrivateDockerd, UnixHTTP, unique
+
+JSON = {"Content-Type": "application/json"}
+NEVER = "0001-01-01T00:00:00Z"
+CAP_SYS_ADMIN = 1 << 21
+SLEEP = '"Cmd": ["sleep", "300"]'
+LOCKED = '"CapDrop": ["ALL"], "SecurityOpt": ["no-new-privileges"], "NetworkMode": "none"'
+DEEP = "[" * 3000 + "]" * 3000  # Go decodes it (depth limit 10,000); the plugin's reader refuses it
+MOUNTS_POLICY = AUTHZ_BASE_POLICY + "'*':\n  sensitive_mounts_forbidden: yes\n"
+PIDS_POLICY = AUTHZ_BASE_POLICY + "'*':\n  pids_limit_required: yes\n"
+
+
+def cap_eff(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        line = next(x for x in f if x.startswith("CapEff:"))
+    return int(line.split()[1], 16)
+
+
+def privileged(stored: dict[str, Any]) -> bool:
+    """It ran with CAP_SYS_ADMIN in its effective set."""
+    return bool(stored["State"]["Running"]) and bool(cap_eff(stored["State"]["Pid"]) & CAP_SYS_ADMIN)
+
+
+def sees_host_root(stored: dict[str, Any]) -> bool:
+    """The container's /host is the host's / (same device and inode)."""
+    if not stored["State"]["Running"]:
+        return False
+    try:
+        inside = os.stat(f"/proc/{stored['State']['Pid']}/root/host")
+    except OSError:
+        return False
+    root = os.stat("/")
+    return (inside.st_dev, inside.st_ino) == (root.st_dev, root.st_ino)
+
+
+@dataclass(frozen=True)
+class Case:
+    """Raw requests in order ({name}: the container; {exec}: the exec id an exec create
+    returned); ``reach`` tells from an inspect whether the violator has what it wanted."""
+    steps: tuple[tuple[str, str, bytes | None], ...]
+    reach: Callable[[dict[str, Any]], bool] = privileged
+    policy: str = AUTHZ_BASE_POLICY
+    exec_into: bool = False  # the steps exec into a compliant running container {name}
+    setup: tuple[tuple[str, str, bytes | None], ...] = field(default=())
+
+
+def run_create(body: str, create: str = "/v1.41/containers/create?name={name}",
+               start: str = "/v1.41/containers/{name}/start", **kw: Any) -> Case:
+    return Case(((create, "POST", body.encode("utf-8", "surrogateescape")), (start, "POST", None)), **kw)
+
+
+def run_exec(body: str, create: str = "/v1.41/containers/{name}/exec",
+             start: str = "/v1.41/exec/{exec}/start") -> Case:
+    return Case(((create, "POST", body.encode()), (start, "POST", b'{"Detach": true}')), exec_into=True)
+
+
+def container(host: str, extra: str = "", key: str = "HostConfig") -> str:
+    """A create body that runs ``sleep 300`` with ``host`` inside its HostConfig."""
+    return '{"Image": "' + IMAGE + '", "Cmd": ["sleep", "300"], ' + extra + '"' + key + '": {' + host + "}}"
+
+
+PRIV = '"Privileged": true, "NetworkMode": "none"'
+PRIVILEGED_BODY = container(PRIV)
+HOST_ROOT = '{"Type": "bind", "Source": "/", "Target": "/host"}'
+BIND_ROOT = '{"type": "none", "o": "bind", "device": "/"}'
+EXEC = '{"Cmd": ["sleep", "60"], "Privileged": true}'
+
+
+def versioned(prefix: str) -> Case:
+    return run_create(PRIVILEGED_BODY, f"{prefix}/containers/create?name={{name}}",
+                      f"{prefix}/containers/{{name}}/start")
+
+
+CASES: dict[str, Case] = {
+    # routing: version strings and request targets dockerd's router accepts
+    "version with a third component": versioned("/v1.41.0"),
+    "version with four components": versioned("/v1.41.0.0"),
+    "version with leading zeros": versioned("/v01.041"),
+    "no version prefix": versioned(""),
+    "absolute-form target": versioned("http://docker/v1.41"),
+    "percent-encoded path": run_create(PRIVILEGED_BODY, "/v1.41/containers/%63reate?name={name}",
+                                       "/v1.41/containers/{name}/%73tart"),
+    "exec with a third version component": run_exec(EXEC, "/v1.41.0/containers/{name}/exec",
+                                                    "/v1.41.0/exec/{exec}/start"),
+    "exec without a version": run_exec(EXEC, "/containers/{name}/exec", "/exec/{exec}/start"),
+    # bodies the plugin cannot read (an exception once meant an allow)
+    "deep nesting": run_create(container(PRIV, f'"X": {DEEP}, ')),
+    "a number with 5,000 digits": run_create(container(PRIV, '"X": ' + "9" * 5000 + ", ")),
+    "invalid UTF-8 in a key": run_create(container(PRIV, '"X\udcff": 1, ')),
+    "exec with deep nesting": run_exec('{"Cmd": ["sleep", "60"], "X": ' + DEEP + ', "Privileged": true}'),
+    # JSON read as Go reads it
+    "lowercase keys": run_create('{"image": "' + IMAGE + '", "cmd": ["sleep", "300"], '
+                                 '"hostconfig": {"privileged": true, "networkmode": "none"}}'),
+    "long s folds to s in a key": run_create(container(PRIV, key="Ho\\u017ftConfig")),
+    "null leaves a bool as it was": run_create(container('"Privileged": true, "Privileged": null, '
+                                                         '"NetworkMode": "none"')),
+    "a repeated HostConfig merges": run_create(container(LOCKED, '"HostConfig": {"Privileged": true}, ')),
+    "HostConfig fields at the top level": run_create('{"Image": "' + IMAGE + '", "Cmd": ["sleep", "300"], '
+                                                     + PRIV + "}"),
+    "CapAdd as one string": run_create(container('"CapAdd": "ALL", ' + LOCKED)),
+    "a second JSON value after the first": run_create(PRIVILEGED_BODY + ' {"HostConfig": {' + LOCKED + "}}"),
+    "a repeated Mounts array decodes into the first": run_create(
+        container(LOCKED + ', "Mounts": [' + HOST_ROOT + '], "Mounts": [{"Target": "/host"}]'),
+        reach=sees_host_root, policy=MOUNTS_POLICY),
+    "exec lowercase key": run_exec('{"Cmd": ["sleep", "60"], "privileged": true}'),
+    "exec null leaves a bool as it was": run_exec('{"Cmd": ["sleep", "60"], "Privileged": true, '
+                                                  '"Privileged": null}'),
+    # a named volume that is a bind of the host's /
+    "local volume bound to /": Case((
+        ("/v1.41/volumes/create", "POST", ('{"Name": "{name}", "Driver": "local", "DriverOpts": ' + BIND_ROOT
+                                           + "}").encode()),
+        ("/v1.41/containers/create?name={name}", "POST",
+         container(LOCKED + ', "Binds": ["{name}:/host"]').encode()),
+        ("/v1.41/containers/{name}/start", "POST", None)), reach=sees_host_root, policy=MOUNTS_POLICY),
+    "volume created inline by a Mounts entry": run_create(
+        container(LOCKED + ', "Mounts": [{"Type": "volume", "Source": "{name}", "Target": "/host", '
+                  '"VolumeOptions": {"DriverConfig": {"Name": "local", "Options": ' + BIND_ROOT + "}}}]"),
+        reach=sees_host_root, policy=MOUNTS_POLICY),
+}
+
+
+def send(http: UnixHTTP, steps: tuple[tuple[str, str, bytes | None], ...], name: str) -> list[int]:
+    """Send the steps in order, stopping at the first refusal; the statuses."""
+    statuses, exec_id = [], ""
+    for target, method, body in steps:
+        data = body.replace(b"{name}", name.encode()) if body is not None else None
+        status, text = http.request(method, target.format(name=name, exec=exec_id), data,
+                                    JSON if data is not None else {})
+        statuses.append(status)
+        if status >= 300:
+            break
+        if "/exec" in target and status == 201:
+            exec_id = json.loads(text)["Id"]
+    return statuses
+
+
+@dataclass
+class Engine:
+    """One dockerd, as the test sees it: raw HTTP for the attack, docker-py to look."""
+    http: UnixHTTP
+    client: docker.DockerClient
+    names: list[str] = field(default_factory=list)
+
+    def attempt(self, case: Case) -> tuple[list[int], dict[str, Any] | None]:
+        """Run the case; (statuses, the inspect of what has the case's reach, if anything)."""
+        name = unique("walk")
+        self.names.append(name)
+        if case.exec_into:
+            self.client.containers.run(IMAGE, ["sleep", "300"], name=name, detach=True, network_mode="none",
+                                       cap_drop=["ALL"], security_opt=["no-new-privileges"])
+        statuses = send(self.http, case.steps, name)
+        return statuses, self.reached(name, case)
+
+    def reached(self, name: str, case: Case) -> dict[str, Any] | None:
+        api = self.client.api
+        if case.exec_into:
+            for exec_id in api.inspect_container(name).get("ExecIDs") or []:
+                stored = api.exec_inspect(exec_id)
+                if stored["Running"] and cap_eff(stored["Pid"]) & CAP_SYS_ADMIN:
+                    return stored
+            return None
+        try:
+            stored = api.inspect_container(name)
+        except docker.errors.NotFound:
+            return None
+        return stored if case.reach(stored) else None
+
+    def clean(self) -> None:
+        for name in self.names:
+            with contextlib.suppress(docker.errors.APIError):
+                self.client.api.remove_container(name, force=True)
+            with contextlib.suppress(docker.errors.APIError):
+                self.client.api.remove_volume(name, force=True)
+        self.names.clear()
+
+
+@pytest.fixture
+def engines(bed, dockerd: PrivateDockerd) -> Iterator[tuple[Engine, Engine]]:
+    """(the engine with the plugin, the control without it)."""
+    guarded = Engine(bed[2], bed[0].client())
+    control = Engine(UnixHTTP(dockerd.socket), dockerd.client())
+    yield guarded, control
+    for engine in (guarded, control):
+        engine.clean()
+        engine.client.close()
+
+
+@pytest.mark.parametrize("fail", ["closed", "open"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_walkaround_never_runs_the_violator(engines, plugin_policy, case, fail):
+    """With ``fail: open`` the bodies the plugin cannot read are created, and must still
+    never start; with ``fail: closed`` they are refused at once."""
+    guarded, control = engines
+    plugin_policy(CASES[case].policy + f"fail: {fail}\n")
+    statuses, ran = guarded.attempt(CASES[case])
+    assert ran is None, f"{case}: the violator ran behind the plugin ({statuses})"
+    assert 403 in statuses, statuses  # the plugin (not dockerd) stopped it
+    statuses, ran = control.attempt(CASES[case])
+    assert ran is not None, f"{case}: the control did not run the violator ({statuses}): it proves nothing"
+
+
+def test_a_started_container_cannot_be_widened_by_update(engines, plugin_policy):
+    """``docker update --pids-limit -1`` makes a limited container unlimited; refused."""
+    plugin_policy(PIDS_POLICY)
+    for engine in engines:
+        name = unique("upd")
+        engine.names.append(name)
+        engine.client.containers.run(IMAGE, ["sleep", "300"], name=name, detach=True, network_mode="none",
+                                     cap_drop=["ALL"], security_opt=["no-new-privileges"], pids_limit=100)
+        status, text = engine.http.request("POST", f"/v1.41.0/containers/{name}/update", b'{"PidsLimit": -1}',
+                                           JSON)
+        limit = engine.client.api.inspect_container(name)["HostConfig"]["PidsLimit"]
+        if engine is engines[0]:
+            assert status == 403 and "[CV025]" in text, text
+            assert limit == 100
+        else:
+            assert status == 200 and limit in (None, 0, -1), (status, text, limit)
+
+
+def build(client: docker.DockerClient, **params: Any) -> str:
+    """Build ``RUN readlink /proc/self/ns/net`` with the classic builder; its output."""
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        dockerfile = f"FROM {IMAGE}\nRUN readlink /proc/self/ns/net\n".encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        tar.addfile(info, io.BytesIO(dockerfile))
+    context.seek(0)
+    out = client.api.build(fileobj=context, custom_context=True, rm=True, forcerm=True, decode=True, **params)
+    return "".join(str(chunk.get("stream", "")) + str(chunk.get("error", "")) for chunk in out)
+
+
+def test_a_build_cannot_run_its_steps_in_the_host_network(engines, plugin_policy):
+    plugin_policy(AUTHZ_BASE_POLICY + "'*':\n  host_network_forbidden: yes\n")
+    guarded, control = engines
+    host = os.readlink("/proc/self/ns/net")
+    with pytest.raises(docker.errors.APIError) as refused:
+        build(guarded.client, network_mode="host")
+    assert "[CV010]" in str(refused.value)
+    assert host in build(control.client, network_mode="host")  # the control's RUN step shared it
