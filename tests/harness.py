@@ -250,16 +250,20 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def busybox_tar(tar: tarfile.TarFile, under: str = "") -> None:
+    """Add a one-binary busybox root (bin/busybox and its applet links) to ``tar``."""
+    tar.add(require("/bin/busybox", "busybox-static"), arcname=f"{under}bin/busybox")
+    for applet in BUSYBOX_APPLETS:
+        link = tarfile.TarInfo(f"{under}bin/{applet}")
+        link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+        tar.addfile(link)
+
+
 def busybox_image(client: docker.DockerClient, tag: str = IMAGE) -> str:
     """Import a one-binary busybox image: no registry is needed (none is reachable)."""
-    busybox = require("/bin/busybox", "busybox-static")
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.add(busybox, arcname="bin/busybox")
-        for applet in BUSYBOX_APPLETS:
-            link = tarfile.TarInfo(f"bin/{applet}")
-            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
-            tar.addfile(link)
+        busybox_tar(tar)
     repo, _, version = tag.partition(":")
     client.api.import_image_from_data(buf.getvalue(), repository=repo, tag=version)
     return tag
@@ -531,9 +535,12 @@ class UnixHTTP:
         with socket.socket(socket.AF_UNIX) as s:
             s.settimeout(30)
             s.connect(str(self.path))
-            s.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
             data = b""
-            while chunk := s.recv(65536):
-                data += chunk
+            # dockerd may answer (a refusal) before it reads the whole body: read the answer
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                s.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := s.recv(65536):
+                    data += chunk
         status_line, _, rest = data.partition(b"\r\n")
         return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2].decode(errors="replace")
