@@ -221,6 +221,30 @@ def test_exec_start_decides_from_the_stored_exec():
     assert not denied.allow and "[CV001] web: privileged exec not allowed" in denied.msg
 
 
+def running(case: str, name: str, execs: tuple[str, ...] = ()) -> dict:
+    return {**named(case, name), "State": {"Running": True}, "ExecIDs": list(execs)}
+
+
+def test_a_running_container_is_judged_under_its_new_name():
+    engine = FakeEngine(
+        containers={"ops": running("privileged", "ops"), "web": running("compliant", "web", ("e1", "e2")),
+                    "calm": running("compliant", "calm", ("e2",)), "stopped": named("privileged", "stopped")},
+        execs={"e1": {"Running": True, "ProcessConfig": {"privileged": True}},
+               "e2": {"Running": False, "ProcessConfig": {"privileged": True}}})
+
+    def rename(ref: str, new: str):
+        return decide_request(POLICY, req(f"/v1.41/containers/{ref}/rename?name={new}"), engine)
+
+    denied = rename("ops", "evil")
+    assert not denied.allow and denied.msg.startswith("[CV001] evil: privileged set but not allowed")
+    assert rename("ops", "ops").allow
+    denied = rename("web", "web2")  # a privileged exec runs in it
+    assert not denied.allow and "[CV001] web2: a privileged exec runs in it" in denied.msg
+    assert rename("web", "ops").allow
+    assert rename("calm", "calm2").allow  # its privileged exec has ended
+    assert rename("stopped", "evil").allow  # judged when it starts
+
+
 def test_exec_create_refuses_early():
     assert not decide("/v1.41/containers/web/exec", '{"Cmd": ["sh"], "privileged": true}').allow
     assert not decide("/v1.41/containers/web/exec", '{"Cmd": ["sh"], "\\u017frivileged": false, '

@@ -14,6 +14,8 @@ import io
 import json
 import os
 import tarfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -260,3 +262,101 @@ def test_a_build_cannot_run_its_steps_in_the_host_network(engines, plugin_policy
         build(guarded.client, network_mode="host")
     assert "[CV010]" in str(refused.value)
     assert host in build(control.client, network_mode="host")  # the control's RUN step shared it
+
+
+# -- names: the policy is kept per name, and a start names its container by a reference --
+
+PRIV_SECTION = "'priv-*':\n  privileged: yes\n  cap_drop_required: no\n  security_opt_required: no\n"
+
+
+def run_named(engine: Engine, name: str, **kwargs: Any) -> None:
+    engine.names.append(name)
+    engine.client.containers.run(IMAGE, ["sleep", "300"], name=name, detach=True, network_mode="none",
+                                 **kwargs)
+
+
+def rename(engine: Engine, ref: str, new: str) -> int:
+    engine.names.append(new)
+    return engine.http.request("POST", f"/v1.41/containers/{ref}/rename?name={new}")[0]
+
+
+def test_a_running_privileged_container_cannot_be_renamed_out_of_its_section(engines, plugin_policy):
+    plugin_policy(AUTHZ_BASE_POLICY + PRIV_SECTION)
+    for engine in engines:
+        name = unique("priv")
+        run_named(engine, name, privileged=True)
+        evil = name.replace("priv-", "evil-")
+        status = rename(engine, name, evil)
+        stored = engine.client.api.inspect_container(evil if status == 204 else name)
+        if engine is engines[0]:
+            assert status == 403 and stored["Name"] == f"/{name}"
+        else:  # control: a privileged container runs under a name that may not be privileged
+            assert status == 204 and privileged(stored)
+
+
+def test_a_privileged_exec_cannot_be_carried_out_of_its_section_by_renames(engines, plugin_policy):
+    plugin_policy(AUTHZ_BASE_POLICY + PRIV_SECTION)
+    for engine in engines:
+        web = unique("web")
+        run_named(engine, web, cap_drop=["ALL"], security_opt=["no-new-privileges"])
+        borrowed = web.replace("web-", "priv-")
+        assert rename(engine, web, borrowed) == 204  # a compliant container may take any name
+        statuses = send(engine.http, run_exec(EXEC).steps, borrowed)
+        assert statuses == [201, 200], statuses  # the section allows privileged exec
+        back = rename(engine, borrowed, web)
+        if engine is engines[0]:
+            assert back == 403
+            assert engine.client.api.inspect_container(borrowed)["Name"] == f"/{borrowed}"
+        else:
+            assert back == 204 and engine.reached(web, run_exec(EXEC)) is not None
+
+
+def start_while_renaming(http: UnixHTTP, ref: str, new: str, delay: float | None) -> None:
+    """Start ``ref`` and, ``delay`` seconds later on another connection, rename it; a
+    negative delay renames first and starts that much later (``None``: one after the other)."""
+    if delay is None:
+        http.request("POST", f"/v1.41/containers/{ref}/rename?name={new}")
+        http.request("POST", f"/v1.41/containers/{ref}/start")
+        return
+    first, then = ((f"/v1.41/containers/{ref}/start", f"/v1.41/containers/{ref}/rename?name={new}")
+                   if delay >= 0 else
+                   (f"/v1.41/containers/{ref}/rename?name={new}", f"/v1.41/containers/{ref}/start"))
+    other = threading.Thread(target=http.request, args=("POST", first))
+    other.start()
+    time.sleep(abs(delay))
+    http.request("POST", then)
+    other.join()
+
+
+def race(engine: Engine, delays: list[float | None]) -> int:
+    """A stopped violator B, and a compliant A named with B's id prefix: start A by that
+    name while renaming A away, so that the name falls through to B's id prefix. How many
+    attempts started B."""
+    won = 0
+    for delay in delays:
+        b = unique("raceb")
+        engine.names.append(b)
+        status, text = engine.http.request("POST", f"/v1.41/containers/create?name={b}",
+                                           container(PRIV, f'"X": {DEEP}, ').encode(), JSON)
+        assert status == 201, text
+        prefix = json.loads(text)["Id"][:12]
+        engine.names.append(prefix)
+        engine.client.containers.create(IMAGE, ["sleep", "300"], name=prefix, network_mode="none",
+                                        cap_drop=["ALL"], security_opt=["no-new-privileges"])
+        start_while_renaming(engine.http, prefix, f"{b}-a", delay)
+        engine.names.append(f"{b}-a")
+        won += engine.client.api.inspect_container(b)["State"]["StartedAt"] != NEVER
+    return won
+
+
+def test_a_start_cannot_be_redirected_to_another_container_by_a_rename_in_flight(engines, plugin_policy):
+    """The plugin judges what the reference names when it asks; the gate keeps renames,
+    named creates and removals from changing that before dockerd has started it."""
+    plugin_policy(AUTHZ_BASE_POLICY + "fail: open\n")  # B (unreadable, privileged) is created, not started
+    guarded, control = engines
+    # The rename sent 0.5-3 ms before the start lands between the plugin's inspect and
+    # dockerd's start: without the gate B started in 7 of these 20 attempts.
+    assert race(guarded, [-0.003, -0.002, -0.0015, -0.001, -0.0005] * 4) == 0
+    # control: the order dockerd acts in when the race is won (the rename lands between
+    # the plugin's inspect and the start) starts B on an engine without the plugin
+    assert race(control, [None]) == 1

@@ -3,7 +3,8 @@
 Every lookup is bounded in time (dockerd waits for the plugin without a timeout), and
 every failure raises: the caller denies. dockerd resolves a reference (full id, name,
 id prefix) with its own rules; asking dockerd's inspect with the very reference of the
-request gets the container dockerd will act on.
+request gets the container dockerd will act on, as long as no rename, named create or
+removal runs meanwhile (the gate, ``gate.py``, sees to that).
 """
 
 from __future__ import annotations

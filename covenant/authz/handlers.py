@@ -131,6 +131,24 @@ def container_update(policy: Policy, req: Request, engine: Engine) -> Verdict:
     return verdict(decision.violations, decision.name, "update")
 
 
+def container_rename(policy: Policy, req: Request, engine: Engine) -> Verdict:
+    """The policy is kept per name: a running container must pass under its new name, and
+    so must the privileged execs running in it. A stopped one is judged when it starts."""
+    new = req.route.arg("name").lstrip("/")
+    stored = engine.container(req.route.name)
+    state = stored.get("State") or {}
+    if not (state.get("Running") or state.get("Paused") or state.get("Restarting")):
+        return Verdict(True, name=new, kind="rename")
+    renamed = {**stored, "Name": f"/{new}"}
+    violations = policy.decide(model.for_start(renamed)).violations
+    if not policy.resolve(renamed)[0]["privileged"] and any(
+            e.get("Running") and (e.get("ProcessConfig") or {}).get("privileged")
+            for e in map(engine.exec, stored.get("ExecIDs") or [])):
+        violations += (Violation("CV001", f"{new}: a privileged exec runs in it, and privileged exec is "
+                                 "not allowed under this name"),)
+    return verdict(violations, new, "rename")
+
+
 # -- exec --------------------------------------------------------------------------------------
 
 def _privileged_exec(policy: Policy, container: dict[str, Any], kind: str) -> Verdict:
@@ -164,6 +182,7 @@ HANDLERS: dict[str, Callable[[Policy, Request, Engine], Verdict]] = {
     "container_start": container_start,
     "container_restart": container_start,
     "container_update": container_update,
+    "container_rename": container_rename,
     "exec_create": exec_create,
     "exec_start": exec_start,
 }

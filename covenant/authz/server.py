@@ -7,6 +7,7 @@ failed plugin call and, on the retry, sends the request without its body.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -19,7 +20,9 @@ from typing import Any
 from ..logs import fields
 from ..policy import Policy
 from .engine import Engine
+from .gate import GateBusyError, NameGate, gate_class
 from .handlers import Verdict, decide_request
+from .route import RouteError, route
 
 PLUGIN_CONTENT_TYPE = "application/vnd.docker.plugins.v1+json"
 DEFAULT_SOCKET_DIR = "/run/docker/plugins"
@@ -29,8 +32,10 @@ MAX_REQUEST = 64 * 1024 * 1024  # dockerd forwards bodies under 1 MiB, base64 an
 class AuthzPlugin:
     """Serves the plugin protocol; the policy is swapped whole on reload."""
 
-    def __init__(self, policy: Policy, log: logging.Logger, socket_path: str, engine: Engine) -> None:
+    def __init__(self, policy: Policy, log: logging.Logger, socket_path: str, engine: Engine,
+                 gate: NameGate | None = None) -> None:
         self.policy = policy
+        self.gate = gate or NameGate()
         self.log = log
         self.socket_path = socket_path
         self.engine = engine
@@ -38,7 +43,32 @@ class AuthzPlugin:
         self.owns_socket = True
 
     def answer(self, req: Any) -> dict[str, Any]:
-        """The reply to one AuthZReq; never raises."""
+        """The reply to one AuthZReq; never raises. A request the gate orders holds it
+        until dockerd reports the request done (``done``) or it is refused."""
+        ticket = None
+        if isinstance(req, dict):
+            method, uri = str(req.get("RequestMethod")), str(req.get("RequestUri"))
+            try:
+                cls = gate_class(method, route(uri))
+            except RouteError:
+                cls = None  # unroutable: _answer denies it, with the reason
+            try:
+                ticket = self.gate.enter(cls, (method, uri)) if cls else None
+            except GateBusyError as e:
+                self.log.warning("%s %s: %s; denied", method, uri, e,
+                                 extra=fields(COVENANT_ACTION="denied", COVENANT_MODE=self.policy.mode))
+                return {"Allow": False, "Msg": f"docker-covenant: {e}; try again"}
+        reply = self._answer(req)
+        if ticket is not None and not reply["Allow"]:
+            self.gate.cancel(ticket)
+        return reply
+
+    def done(self, res: Any) -> None:
+        """An AuthZRes: dockerd has acted on the request."""
+        if isinstance(res, dict):
+            self.gate.leave((str(res.get("RequestMethod")), str(res.get("RequestUri"))))
+
+    def _answer(self, req: Any) -> dict[str, Any]:
         policy = self.policy
         uri = method = "?"
         try:
@@ -85,6 +115,8 @@ class AuthzPlugin:
                 self.log.error("unreadable AuthZReq from dockerd: %s", e)
             return 200, self.answer(req)
         if path == "/AuthZPlugin.AuthZRes":
+            with contextlib.suppress(ValueError, RecursionError):
+                self.done(json.loads(raw))
             return 200, {"Allow": True}
         return 404, {"Err": f"unknown endpoint {path}"}
 

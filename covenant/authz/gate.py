@@ -1,0 +1,117 @@
+"""Keeps a container reference meaning the same container from the plugin's decision to
+dockerd's action.
+
+A start names a container by a reference (full id, name or id prefix) that dockerd
+resolves again after the plugin answers. Between the two, a rename, a create with a name
+or a removal could make the reference mean another container: the plugin would have
+judged one and dockerd would start the other. So requests that resolve a reference and
+requests that change what references resolve to never overlap: each holds the gate from
+its AuthZReq until dockerd reports it done (its AuthZRes). Requests of the same class
+run together; the other class waits its turn, in arrival order.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .route import Route
+
+RESOLVES = frozenset({"container_start", "container_restart", "container_update"})
+EXCLUSIVE = frozenset({"container_rename"})  # it resolves a reference and changes names
+
+
+def gate_class(method: str, route: Route) -> str | None:
+    """"resolve", "change", "exclusive" or None (the request needs no ordering)."""
+    if method == "POST" and route.kind in RESOLVES:
+        return "resolve"
+    if method == "POST" and route.kind in EXCLUSIVE:
+        return "exclusive"
+    if (method == "POST" and route.kind == "container_create" and route.arg("name")) or \
+            (method == "DELETE" and route.kind == "container") or \
+            (method == "POST" and route.kind == "container_prune"):
+        return "change"
+    return None
+
+
+class GateBusyError(Exception):
+    """Waited too long for requests of the other class to finish."""
+
+
+@dataclass(eq=False)
+class Ticket:
+    cls: str
+    key: tuple[str, str]  # (method, URI): how dockerd's AuthZRes names the request
+    since: float = field(default=0.0)
+
+
+def compatible(a: str, b: str) -> bool:
+    return a == b and a != "exclusive"
+
+
+class NameGate:
+    """The ordering described above. ``wait`` bounds how long a request waits for the
+    other class (then it is refused); ``ttl`` frees a holder whose AuthZRes never came
+    (dockerd resolves a reference as its handler begins, so this only bounds a leak)."""
+
+    def __init__(self, wait: float = 30.0, ttl: float = 120.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.wait, self.ttl, self.clock = wait, ttl, clock
+        self._cond = threading.Condition()
+        self._active: list[Ticket] = []
+        self._queue: deque[Ticket] = deque()
+
+    def enter(self, cls: str, key: tuple[str, str]) -> Ticket:
+        ticket = Ticket(cls, key, self.clock())
+        with self._cond:
+            self._queue.append(ticket)
+            deadline = ticket.since + self.wait
+            while not self._may_enter(ticket):
+                self._expire()
+                remaining = deadline - self.clock()
+                if remaining <= 0:
+                    self._queue.remove(ticket)
+                    self._cond.notify_all()
+                    raise GateBusyError(f"waited {self.wait:g} s for other container starts, renames or "
+                                        "removals to finish")
+                self._cond.wait(min(remaining, 1.0))
+            self._queue.remove(ticket)
+            ticket.since = self.clock()
+            self._active.append(ticket)
+            self._cond.notify_all()
+        return ticket
+
+    def _may_enter(self, ticket: Ticket) -> bool:
+        ahead = []
+        for queued in self._queue:
+            if queued is ticket:
+                break
+            ahead.append(queued)
+        return all(compatible(ticket.cls, other.cls) for other in (*self._active, *ahead))
+
+    def _expire(self) -> None:
+        stale = self.clock() - self.ttl
+        self._active = [t for t in self._active if t.since >= stale]
+
+    def leave(self, key: tuple[str, str]) -> None:
+        """dockerd finished the request named ``key`` (the oldest one so named)."""
+        with self._cond:
+            for ticket in self._active:
+                if ticket.key == key:
+                    self._active.remove(ticket)
+                    self._cond.notify_all()
+                    return
+
+    def cancel(self, ticket: Ticket) -> None:
+        """The request was refused: dockerd will not act on it, nor report it done."""
+        with self._cond:
+            if ticket in self._active:
+                self._active.remove(ticket)
+                self._cond.notify_all()
+
+    def holders(self) -> int:
+        with self._cond:
+            return len(self._active)
