@@ -22,7 +22,7 @@ from covenant.authz.route import route
     ("POST", "/v1.41/containers/create", None),  # a random name cannot be chosen to collide
     ("GET", "/v1.41/containers/web/json", None),
     ("POST", "/v1.41/exec/abc/start", None),  # an exec id is never reused
-    ("POST", "/v1.41/containers/web/exec", None),  # its exec start is judged by container id
+    ("POST", "/v1.41/containers/web/exec", "exec"),  # ordered against renames only
 ])
 def test_requests_are_classed_by_what_they_do_to_references(method, uri, cls):
     assert gate_class(method, route(uri)) == cls
@@ -115,4 +115,33 @@ def test_a_holder_whose_answer_never_comes_expires():
     assert not out
     now[0] = 61.0
     thread.join(5)  # wakes at least once a second to expire stale holders
+    assert out and not isinstance(out[0], Exception)
+
+
+def test_exec_creates_wait_for_renames_only():
+    gate = NameGate(wait=10)
+    gate.enter("resolve", START)
+    gate.enter("exec", ("POST", "/exec"))  # beside starts
+    gate.leave(START)
+    gate.enter("change", CREATE)  # and beside named creates
+    gate.leave(CREATE)
+    thread, out = enter_later(gate, "exclusive", RENAME)
+    thread.join(0.2)
+    assert not out  # the rename waits for the exec create
+    gate.leave(("POST", "/exec"))
+    thread.join(5)
+    assert out and not isinstance(out[0], Exception)
+
+
+def test_a_restart_holds_the_gate_briefly():
+    """dockerd resolves a restart's reference first, then waits for the stop: a long
+    stop timeout must not keep everyone else out."""
+    now = [0.0]
+    gate = NameGate(wait=1000, ttl=120, clock=lambda: now[0])
+    gate.enter("resolve", ("POST", "/restart"), hold=5)
+    thread, out = enter_later(gate, "change", CREATE)
+    thread.join(0.2)
+    assert not out
+    now[0] = 5.5
+    thread.join(5)
     assert out and not isinstance(out[0], Exception)

@@ -45,6 +45,10 @@ class FakeEngine:
     def network(self, ref):
         return {"Name": {"abc123": "host"}.get(ref, ref)}
 
+    def service(self, ref):
+        previous = {"Name": ref, "TaskTemplate": {"ContainerSpec": {"Image": "x", "CapabilityAdd": ["ALL"]}}}
+        return {"Spec": {}, "PreviousSpec": previous} if ref == "rolled" else {"Spec": {}}
+
     def api_version(self):
         return "1.45"
 
@@ -227,10 +231,12 @@ def running(case: str, name: str, execs: tuple[str, ...] = ()) -> dict:
 
 def test_a_running_container_is_judged_under_its_new_name():
     engine = FakeEngine(
-        containers={"ops": running("privileged", "ops"), "web": running("compliant", "web", ("e1", "e2")),
-                    "calm": running("compliant", "calm", ("e2",)), "stopped": named("privileged", "stopped")},
+        containers={"ops": running("privileged", "ops"), "web": running("compliant", "web", ("e1",)),
+                    "waiting": running("compliant", "waiting", ("e2",)), "calm": running("compliant", "calm"),
+                    "busy": running("compliant", "busy", tuple(f"e{i}" for i in range(65))),
+                    "stopped": named("privileged", "stopped")},
         execs={"e1": {"Running": True, "ProcessConfig": {"privileged": True}},
-               "e2": {"Running": False, "ProcessConfig": {"privileged": True}}})
+               "e2": {"Running": False, "ExitCode": None, "ProcessConfig": {"privileged": True}}})
 
     def rename(ref: str, new: str):
         return decide_request(POLICY, req(f"/v1.41/containers/{ref}/rename?name={new}"), engine)
@@ -239,9 +245,11 @@ def test_a_running_container_is_judged_under_its_new_name():
     assert not denied.allow and denied.msg.startswith("[CV001] evil: privileged set but not allowed")
     assert rename("ops", "ops").allow
     denied = rename("web", "web2")  # a privileged exec runs in it
-    assert not denied.allow and "[CV001] web2: a privileged exec runs in it" in denied.msg
+    assert not denied.allow and "[CV001] web2: a privileged exec runs (or waits to start) in it" in denied.msg
     assert rename("web", "ops").allow
-    assert rename("calm", "calm2").allow  # its privileged exec has ended
+    assert not rename("waiting", "waiting2").allow  # created, not yet started: it could start
+    assert rename("calm", "calm2").allow  # dockerd lists no ended exec
+    assert "more than 64 execs" in rename("busy", "busy2").msg
     assert rename("stopped", "evil").allow  # judged when it starts
 
 
@@ -289,6 +297,13 @@ def test_services_are_judged_as_their_task_containers():
     plugin = json.dumps({"Name": "p", "TaskTemplate": {"Runtime": "plugin",
                                                        "PluginSpec": {"Remote": "evil/plugin"}}})
     assert not decide("/v1.41/services/create", plugin).allow
+
+
+def test_a_rollback_is_judged_on_the_spec_it_restores():
+    denied = decide("/v1.41/services/rolled/update?version=3&rollback=previous", "{}")
+    assert not denied.allow and "[CV004]" in denied.msg
+    with pytest.raises(Exception, match="no previous spec"):
+        decide("/v1.41/services/fresh/update?version=3&rollback=previous", "{}")
 
 
 def test_plugins_need_an_allowed_reference():

@@ -25,6 +25,7 @@ class Engine(Protocol):
     def exec(self, exec_id: str) -> dict[str, Any]: ...
     def plugin(self, ref: str) -> dict[str, Any]: ...
     def network(self, ref: str) -> dict[str, Any]: ...
+    def service(self, ref: str) -> dict[str, Any]: ...
     def api_version(self) -> str: ...
 
 
@@ -79,6 +80,9 @@ class DockerEngine:
 
     def network(self, ref: str) -> dict[str, Any]:
         return self._get("/networks/" + quote(ref, safe=""))
+
+    def service(self, ref: str) -> dict[str, Any]:
+        return self._get("/services/" + quote(ref, safe=""))
 
     def api_version(self) -> str:
         """The engine's API version (what it can apply at all), asked once."""

@@ -22,14 +22,21 @@ from .route import Route
 
 RESOLVES = frozenset({"container_start", "container_restart", "container_update"})
 EXCLUSIVE = frozenset({"container_rename"})  # it resolves a reference and changes names
+# dockerd resolves a restart's reference as its handler begins, then waits for the
+# container to stop (up to its timeout): hold the gate that long at most.
+HOLD = {"container_restart": 5.0}
 
 
 def gate_class(method: str, route: Route) -> str | None:
-    """"resolve", "change", "exclusive" or None (the request needs no ordering)."""
+    """"resolve", "change", "exclusive", "exec" or None (the request needs no ordering).
+    An exec create is ordered against renames only: a rename judges the execs the
+    container has, so none may be created under the old name while it is judged."""
     if method == "POST" and route.kind in RESOLVES:
         return "resolve"
     if method == "POST" and route.kind in EXCLUSIVE:
         return "exclusive"
+    if method == "POST" and route.kind == "exec_create":
+        return "exec"
     if (method == "POST" and route.kind == "container_create" and route.arg("name")) or \
             (method == "DELETE" and route.kind == "container") or \
             (method == "POST" and route.kind == "container_prune"):
@@ -46,10 +53,13 @@ class Ticket:
     cls: str
     key: tuple[str, str]  # (method, URI): how dockerd's AuthZRes names the request
     since: float = field(default=0.0)
+    hold: float | None = None  # at most this long (else the gate's ttl)
 
 
 def compatible(a: str, b: str) -> bool:
-    return a == b and a != "exclusive"
+    if "exclusive" in (a, b):
+        return False
+    return a == b or "exec" in (a, b)
 
 
 class NameGate:
@@ -64,8 +74,8 @@ class NameGate:
         self._active: list[Ticket] = []
         self._queue: deque[Ticket] = deque()
 
-    def enter(self, cls: str, key: tuple[str, str]) -> Ticket:
-        ticket = Ticket(cls, key, self.clock())
+    def enter(self, cls: str, key: tuple[str, str], hold: float | None = None) -> Ticket:
+        ticket = Ticket(cls, key, self.clock(), hold)
         with self._cond:
             self._queue.append(ticket)
             deadline = ticket.since + self.wait
@@ -93,8 +103,8 @@ class NameGate:
         return all(compatible(ticket.cls, other.cls) for other in (*self._active, *ahead))
 
     def _expire(self) -> None:
-        stale = self.clock() - self.ttl
-        self._active = [t for t in self._active if t.since >= stale]
+        now = self.clock()
+        self._active = [t for t in self._active if now - t.since <= (t.hold or self.ttl)]
 
     def leave(self, key: tuple[str, str]) -> None:
         """dockerd finished the request named ``key`` (the oldest one so named)."""

@@ -20,7 +20,7 @@ from typing import Any
 from ..logs import fields
 from ..policy import Policy
 from .engine import Engine
-from .gate import GateBusyError, NameGate, gate_class
+from .gate import HOLD, GateBusyError, NameGate, gate_class
 from .handlers import Verdict, decide_request
 from .route import RouteError, route
 
@@ -49,11 +49,12 @@ class AuthzPlugin:
         if isinstance(req, dict):
             method, uri = str(req.get("RequestMethod")), str(req.get("RequestUri"))
             try:
-                cls = gate_class(method, route(uri))
+                target = route(uri)
+                cls = gate_class(method, target)
             except RouteError:
                 cls = None  # unroutable: _answer denies it, with the reason
             try:
-                ticket = self.gate.enter(cls, (method, uri)) if cls else None
+                ticket = self.gate.enter(cls, (method, uri), HOLD.get(target.kind)) if cls else None
             except GateBusyError as e:
                 self.log.warning("%s %s: %s; denied", method, uri, e,
                                  extra=fields(COVENANT_ACTION="denied", COVENANT_MODE=self.policy.mode))

@@ -12,14 +12,20 @@ from collections.abc import Callable
 from ..checks import Violation
 from ..policy import Policy
 from . import model, types
-from .engine import Engine
+from .engine import Engine, EngineLookupError
 from .gojson import plain
 from .handlers import Request, Verdict, deny, verdict
 
 
 def service(policy: Policy, req: Request, engine: Engine) -> Verdict:
-    """A service create/update is judged as the task containers it would make."""
-    spec = plain(req.decoded(types.SERVICE_SPEC))
+    """A service create/update is judged as the task containers it would make. An update
+    with ``rollback=previous`` ignores its body: dockerd restores the stored PreviousSpec."""
+    if req.route.kind == "service_update" and req.route.arg("rollback") == "previous":
+        spec = engine.service(req.route.name).get("PreviousSpec")
+        if not isinstance(spec, dict):
+            raise EngineLookupError(f"service {req.route.name} has no previous spec")
+    else:
+        spec = plain(req.decoded(types.SERVICE_SPEC))
     name = spec.get("Name") or req.route.name or "(unnamed)"
     task = spec.get("TaskTemplate") or {}
     if task.get("PluginSpec") is not None or task.get("Runtime") == "plugin":
