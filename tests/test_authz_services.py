@@ -71,7 +71,11 @@ def host_network(stored: dict[str, Any]) -> bool:
 
 
 def privileged(stored: dict[str, Any]) -> bool:
-    return bool(cap_eff(stored["State"]["Pid"]) & CAP_SYS_ADMIN)
+    """It runs with CAP_SYS_ADMIN (a task being replaced may exit as we look: it does not)."""
+    try:
+        return bool(stored["State"]["Pid"]) and bool(cap_eff(stored["State"]["Pid"]) & CAP_SYS_ADMIN)
+    except OSError:
+        return False
 
 
 # task containers are named SERVICE.SLOT.TASKID; on API 1.41 a service cannot set

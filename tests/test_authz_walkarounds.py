@@ -35,8 +35,12 @@ PIDS_POLICY = AUTHZ_BASE_POLICY + "'*':\n  pids_limit_required: yes\n"
 
 
 def cap_eff(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        line = next(x for x in f if x.startswith("CapEff:"))
+    """The process's effective capabilities; 0 once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            line = next(x for x in f if x.startswith("CapEff:"))
+    except (OSError, StopIteration):
+        return 0
     return int(line.split()[1], 16)
 
 
