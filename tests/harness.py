@@ -544,3 +544,81 @@ class UnixHTTP:
                     data += chunk
         status_line, _, rest = data.partition(b"\r\n")
         return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2].decode(errors="replace")
+
+
+class LocalRegistry:
+    """A registry of our own (Debian's docker-registry, distribution 2.8) on 127.0.0.1 with a
+    free port and a temporary storage folder; dockerd takes registries on 127.0.0.0/8 as
+    insecure, so plain HTTP works. Stopped by the PID we started; the package's own service
+    (if the machine runs it) is never used or touched."""
+
+    def __init__(self) -> None:
+        self.binary = require("/usr/bin/docker-registry", "docker-registry")
+        self.root = Path(tempfile.mkdtemp(prefix="covreg-"))
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> LocalRegistry:
+        for _ in range(5):  # the free port may be taken between our probe and its bind
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                self.port = probe.getsockname()[1]
+            config = self.root / "config.yml"
+            config.write_text(json.dumps({  # YAML is a superset of JSON
+                "version": 0.1, "log": {"level": "warn", "accesslog": {"disabled": True}},
+                "storage": {"filesystem": {"rootdirectory": str(self.root / "storage")},
+                            "delete": {"enabled": True}},
+                "http": {"addr": self.host}}))
+            log = open(self.root / "registry.log", "ab")  # noqa: SIM115 - owned by the process
+            self.proc = subprocess.Popen([self.binary, "serve", str(config)], stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+            log.close()
+            try:
+                wait_until(self._answers, timeout, 0.05, "docker-registry to answer /v2/")
+                return self
+            except RuntimeError:
+                self.proc = None
+        raise RuntimeError(f"docker-registry did not start:\n{self._log()}")
+
+    def _answers(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"docker-registry exited with {self.proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"GET /v2/ HTTP/1.0\r\n\r\n")
+                return s.recv(64).startswith(b"HTTP/1.0 200")
+        except OSError:
+            return False
+
+    def _log(self) -> str:
+        try:
+            return (self.root / "registry.log").read_text(errors="replace")[-3000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            self.proc = None
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> LocalRegistry:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
