@@ -4,21 +4,23 @@ create + start: the start is judged on the exec's inspect).
 
     python bench/authz.py [--n 300]
 
-One private dockerd, measured without the plugin and then restarted (same data root)
-with ``--authorization-plugin`` pointing at docker-covenant; the API calls are made with
-docker-py, as the CLI would make them, and timed end to end. Prints p50/p99 and the
-difference. Targets at p50: ps +1 ms, create +2 ms, run +3 ms, exec +3 ms at most.
+Two private dockerds run side by side, identical but for ``--authorization-plugin``
+pointing at docker-covenant on one of them. Each request is made on both in turn, in
+alternating order, with docker-py as the CLI would make it, and timed end to end: both
+engines see the same moment of a busy machine, so the difference is the plugin's, not
+the noise's. Prints p50/p99 of each, the difference of the medians and the median of the
+paired differences. Targets at p50: ps +1 ms, create +2 ms, run +3 ms, exec +3 ms at most.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,85 +42,111 @@ PLUGIN = "covbench"
 TARGETS = {"docker ps": 1.0, "docker create": 2.0, "docker run": 3.0, "docker exec": 3.0}  # ms added at p50
 
 
-def timed(call: Any, n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        start = time.perf_counter()
-        call()
-        out.append((time.perf_counter() - start) * 1000)
+class Calls:
+    """The four requests against one engine; every container made is removed at the end."""
+
+    def __init__(self, dockerd: PrivateDockerd) -> None:
+        self.client = dockerd.client()
+        self.api = self.client.api
+        busybox_image(self.client)
+        self.created: list[str] = []
+        self.target = self.api.create_container(IMAGE, ["sleep", "3600"], host_config=self._host())["Id"]
+        self.created.append(self.target)
+        self.api.start(self.target)
+
+    def _host(self) -> Any:
+        return self.api.create_host_config(network_mode="none", cap_drop=COMPLIANT["cap_drop"],
+                                           security_opt=COMPLIANT["security_opt"])
+
+    def ps(self) -> None:
+        self.api.containers()
+
+    def create(self) -> None:
+        self.created.append(self.api.create_container(IMAGE, ["true"], host_config=self._host())["Id"])
+
+    def run(self) -> None:
+        self.create()
+        self.api.start(self.created[-1])
+
+    def exec(self) -> None:
+        self.api.exec_start(self.api.exec_create(self.target, ["true"])["Id"])
+
+    def by_name(self) -> dict[str, Callable[[], None]]:
+        return {"docker ps": self.ps, "docker create": self.create, "docker run": self.run,
+                "docker exec": self.exec}
+
+    def close(self) -> None:
+        for cid in self.created:
+            self.api.remove_container(cid, force=True)
+        self.client.close()
+
+
+def timed(call: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    call()
+    return (time.perf_counter() - start) * 1000
+
+
+def measure(plain: Calls, guarded: Calls, n: int) -> dict[str, tuple[list[float], list[float]]]:
+    """name -> (times without, times with), made pairwise in alternating order."""
+    out: dict[str, tuple[list[float], list[float]]] = {}
+    for what, call in plain.by_name().items():
+        other = guarded.by_name()[what]
+        for _ in range(20):  # warm up connections and caches
+            call()
+            other()
+        without, with_plugin = [], []
+        for i in range(n):
+            if i % 2:
+                with_plugin.append(timed(other))
+                without.append(timed(call))
+            else:
+                without.append(timed(call))
+                with_plugin.append(timed(other))
+        out[what] = (without, with_plugin)
     return out
-
-
-def measure(dockerd: PrivateDockerd, n: int) -> dict[str, list[float]]:
-    client = dockerd.client()
-    api = client.api
-    busybox_image(client)
-    created: list[str] = []
-
-    def create() -> None:
-        created.append(api.create_container(IMAGE, ["true"], host_config=api.create_host_config(
-            network_mode="none", cap_drop=COMPLIANT["cap_drop"],
-            security_opt=COMPLIANT["security_opt"]))["Id"])
-
-    def run() -> None:
-        create()
-        api.start(created[-1])
-
-    target = api.create_container(IMAGE, ["sleep", "3600"], host_config=api.create_host_config(
-        network_mode="none", cap_drop=COMPLIANT["cap_drop"], security_opt=COMPLIANT["security_opt"]))["Id"]
-    created.append(target)
-    api.start(target)
-
-    def exec_() -> None:
-        api.exec_start(api.exec_create(target, ["true"])["Id"])
-
-    for call in (api.containers, create, run, exec_):
-        timed(call, 20)  # warm up connections and caches
-    result = {"docker ps": timed(api.containers, n), "docker create": timed(create, n),
-              "docker run": timed(run, n), "docker exec": timed(exec_, n)}
-    for cid in created:
-        api.remove_container(cid, force=True)
-    client.close()
-    return result
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=300, help="round trips per measurement (default 300)")
+    ap.add_argument("--n", type=int, default=300, help="request pairs per measurement (default 300)")
     n = ap.parse_args().n
     journal = JournalBed()
     journal.start()
     work = Path(tempfile.mkdtemp(prefix="covbench-authz-"))
     plugin_dir = work / "plugins"
     plugin_dir.mkdir()
-    dockerd = PrivateDockerd(wrap=private_plugin_dir_wrapper(plugin_dir))
-    plugin = Covenant(work, dockerd.host, "debug: no\n")
+    plain_d = PrivateDockerd(wrap=private_plugin_dir_wrapper(work / "plugins-none"))
+    (work / "plugins-none").mkdir()
+    guarded_d = PrivateDockerd(extra_args=(f"--authorization-plugin={PLUGIN}",),
+                               wrap=private_plugin_dir_wrapper(plugin_dir))
+    plugin = Covenant(work, guarded_d.host, "debug: no\n")
     plugin.argv += ["authz", "--name", PLUGIN, "--socket-dir", str(plugin_dir)]
-    without: dict[str, list[float]] = {}
-    with_plugin: dict[str, list[float]] = {}
+    calls: list[Calls] = []
     try:
         plugin.start()
-        # Alternate, so that neither condition gets the cold (or the warm) engine.
-        for plugged in (False, True, False, True):
-            dockerd.extra_args = (f"--authorization-plugin={PLUGIN}",) if plugged else ()
-            dockerd.start()
-            for what, samples in measure(dockerd, n).items():
-                (with_plugin if plugged else without).setdefault(what, []).extend(samples)
-            dockerd.kill(signal.SIGTERM)
+        plain_d.start()
+        guarded_d.start()
+        calls = [Calls(plain_d), Calls(guarded_d)]
+        results = measure(calls[0], calls[1], n)
     finally:
-        dockerd.stop()
+        for c in calls:
+            c.close()
+        plain_d.stop()
+        guarded_d.stop()
         plugin.close()
         journal.stop()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{2 * n} round trips each, same dockerd restarted without/with/without/with the plugin\n")
-    print("| request | p50 without | p50 with | added at p50 | p99 without | p99 with |")
-    print("|---|---|---|---|---|---|")
-    for what, a in without.items():
-        b = with_plugin[what]
+    print(f"\n{n} pairs each: two identical dockerds, one with the plugin, requests alternated\n")
+    print("| request | p50 without | p50 with | added at p50 | paired p50 | p99 without | p99 with |")
+    print("|---|---|---|---|---|---|---|")
+    for what, (a, b) in results.items():
         added, target = statistics.median(b) - statistics.median(a), TARGETS[what]
+        paired = statistics.median(y - x for x, y in zip(a, b, strict=True))
         verdict = "met" if added <= target else "MISSED"
         print(f"| {what} | {statistics.median(a):.2f} ms | {statistics.median(b):.2f} ms | {added:+.2f} ms"
-              f" (target <= {target:g} ms: {verdict}) | {pct(a, .99):.2f} ms | {pct(b, .99):.2f} ms |")
+              f" (target <= {target:g} ms: {verdict}) | {paired:+.2f} ms | {pct(a, .99):.2f} ms |"
+              f" {pct(b, .99):.2f} ms |")
 
 
 if __name__ == "__main__":

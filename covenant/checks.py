@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import posixpath
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -315,7 +316,13 @@ def _root_user(c: Container, s: Settings) -> str | None:
     if not s["non_root_required"]:
         return None
     user = str(config(c).get("User") or "").partition(":")[0].strip()
-    return f" ({user or 'user unset'})" if user in ROOT_USERS else None
+    return f" ({user or 'user unset'})" if is_root(user) else None
+
+
+def is_root(user: str) -> bool:
+    """The user part of ``--user`` names root: unset, ``root``, or a number Go's
+    ``strconv.Atoi`` reads as 0 (``0``, ``00``, ``+0``, ``-0``), as runc's user lookup does."""
+    return user in ROOT_USERS or (re.fullmatch(r"[+-]?[0-9]+", user) is not None and int(user) == 0)
 
 
 def _bind_prefixes(c: Container, s: Settings) -> str | None:
@@ -430,7 +437,7 @@ SETTINGS: Mapping[str, Setting] = {s.name: s for s in (
     Setting("healthcheck_required", False, _B, "require a health check (image or --health-cmd)"),
     Setting("pids_limit_required", False, _B, "require --pids-limit"),
     Setting("docker_socket_forbidden", False, _B, "forbid mounting the Docker socket"),
-    Setting("non_root_required", False, _B, "forbid running as root (user unset, root, 0, 0:0)"),
+    Setting("non_root_required", False, _B, "forbid running as root (user unset, root, 0, 00, +0)"),
     Setting("bind_mount_prefixes", None, "list", "host paths bind mounts may come from (unset: any)"),
     Setting("allowed_images", None, "list", "image reference globs allowed (unset: any)"),
     Setting("digests_only", False, _B, "require images pinned by digest (@sha256:...)"),

@@ -19,7 +19,9 @@ from covenant.authz.route import route
     ("POST", "/v1.41/containers/create?name=web", "change"),
     ("DELETE", "/v1.41/containers/web?force=1", "change"),
     ("POST", "/v1.41/containers/prune", "change"),
-    ("POST", "/v1.41/containers/create", None),  # a random name cannot be chosen to collide
+    ("POST", "/v1.41/containers/create", "change"),  # a new id a short prefix may then name
+    ("DELETE", "/v1.41/containers/parent/alias", "change"),  # a link: dockerd routes {name:.*}
+    ("DELETE", "/v1.41/containers/x/start", "change"),
     ("GET", "/v1.41/containers/web/json", None),
     ("POST", "/v1.41/exec/abc/start", None),  # an exec id is never reused
     ("POST", "/v1.41/containers/web/exec", "exec"),  # ordered against renames only

@@ -225,6 +225,30 @@ def test_exec_start_decides_from_the_stored_exec():
     assert not denied.allow and "[CV001] web: privileged exec not allowed" in denied.msg
 
 
+STRICT_USER = parse_policy("profile: strict\nroot-ok:\n  non_root_required: no\n")
+
+
+@pytest.mark.parametrize(("user", "allowed"), [
+    ("", True), ("1000", True), ("nobody", True), ("1000:0", True),
+    ("0", False), ("root", False), ("0:0", False), ("00", False), ("+0", False), ("-0", False),
+    ("root:1000", False)])
+def test_exec_as_root_into_a_non_root_container(user, allowed):
+    """runc reads a numeric user as Go's strconv.Atoi does: 00, +0 and -0 are uid 0."""
+    hardened = named("hardened", "app")  # Config.User 1000:1000
+    engine = FakeEngine(containers={"app": hardened, "root-ok": named("hardened", "root-ok")},
+                        execs={"e": {"ProcessConfig": {"privileged": False, "user": user},
+                                     "ContainerID": "app"},
+                               "e2": {"ProcessConfig": {"privileged": False, "user": user},
+                                      "ContainerID": "root-ok"}})
+    start = decide_request(STRICT_USER, req("/v1.41/exec/e/start", "{}"), engine)
+    create = decide_request(STRICT_USER, req("/v1.41/containers/app/exec",
+                                             json.dumps({"Cmd": ["id"], "User": user})), engine)
+    assert start.allow is allowed and create.allow is allowed, (start.msg, create.msg)
+    if not allowed:
+        assert start.msg == f"[CV027] app: exec as root ({user}) not allowed"
+    assert decide_request(STRICT_USER, req("/v1.41/exec/e2/start", "{}"), engine).allow
+
+
 def running(case: str, name: str, execs: tuple[str, ...] = ()) -> dict:
     return {**named(case, name), "State": {"Running": True}, "ExecIDs": list(execs)}
 
@@ -245,12 +269,43 @@ def test_a_running_container_is_judged_under_its_new_name():
     assert not denied.allow and denied.msg.startswith("[CV001] evil: privileged set but not allowed")
     assert rename("ops", "ops").allow
     denied = rename("web", "web2")  # a privileged exec runs in it
-    assert not denied.allow and "[CV001] web2: a privileged exec runs (or waits to start) in it" in denied.msg
+    assert not denied.allow and "[CV001] web2: privileged exec not allowed" in denied.msg
     assert rename("web", "ops").allow
     assert not rename("waiting", "waiting2").allow  # created, not yet started: it could start
     assert rename("calm", "calm2").allow  # dockerd lists no ended exec
     assert "more than 64 execs" in rename("busy", "busy2").msg
-    assert rename("stopped", "evil").allow  # judged when it starts
+    # a stopped one too: a restart in flight would start it under the new name
+    assert not rename("stopped", "evil").allow and rename("stopped", "ops").allow
+
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded", "Content-Length": "3"}
+
+
+@pytest.mark.parametrize("uri", ["/v1.41/containers/web/start", "/v1.41/containers/web/restart?t=1",
+                                 "/v1.41/containers/web/rename?name=web2"])
+def test_a_body_the_plugin_was_not_sent_is_refused_where_dockerd_reads_it_late(uri):
+    """dockerd's ParseForm reads a form body after the plugin answered (the client picks
+    when), and its values win over the query's."""
+    assert not decide(uri, RequestHeaders=FORM).allow
+    assert not decide(uri, RequestHeaders={"Content-Type": "text/plain"}).allow  # chunked: no length
+    assert decide(uri, RequestHeaders={"Content-Type": "application/json", "Content-Length": "0"}).allow
+    assert decide(uri, RequestHeaders={}).allow  # no Content-Type: no handler reads a body
+    assert decide(uri, "{}", RequestHeaders={"Content-Type": "application/json", "Content-Length": "2"}).allow
+
+
+def test_a_hex_reference_to_a_container_that_removes_itself_is_refused():
+    """``--rm``: the container may vanish before dockerd resolves the reference, which
+    then falls through to another container's id prefix."""
+    rm = {**named("compliant", "cafe"), "HostConfig": {**named("compliant", "cafe")["HostConfig"],
+                                                     "AutoRemove": True}}
+    full = rm["Id"]
+    engine = FakeEngine(containers={"cafe": rm, full[:12]: rm, full: rm, "web": named("compliant", "web")})
+    for kind in ("start", "restart", "rename?name=x", "update"):
+        body = '{"CpuShares": 512}' if kind == "update" else None
+        assert not decide_request(POLICY, req(f"/v1.41/containers/cafe/{kind}", body), engine).allow, kind
+        assert not decide_request(POLICY, req(f"/v1.41/containers/{full[:12]}/{kind}", body), engine).allow
+        assert decide_request(POLICY, req(f"/v1.41/containers/{full}/{kind}", body), engine).allow, kind
+        assert decide_request(POLICY, req(f"/v1.41/containers/web/{kind}", body), engine).allow, kind
 
 
 def test_exec_create_refuses_early():

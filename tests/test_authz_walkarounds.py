@@ -364,3 +364,52 @@ def test_a_start_cannot_be_redirected_to_another_container_by_a_rename_in_flight
     # control: the order dockerd acts in when the race is won (the rename lands between
     # the plugin's inspect and the start) starts B on an engine without the plugin
     assert race(control, [None]) == 1
+
+
+# -- exec as root into a container whose section requires a non-root user --
+
+NONROOT_POLICY = AUTHZ_BASE_POLICY + "'nonroot-*':\n  non_root_required: yes\n"
+
+
+def uid_of(pid: int) -> int | None:
+    """The process's real uid; None once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return int(next(x for x in f if x.startswith("Uid:")).split()[1])
+    except (OSError, StopIteration):
+        return None
+
+
+def exec_as(engine: Engine, name: str, user: str) -> tuple[int, str]:
+    body = json.dumps({"Cmd": ["sleep", "61"], "User": user}).encode()
+    return engine.http.request("POST", f"/v1.41/containers/{name}/exec", body, JSON)
+
+
+@pytest.mark.parametrize("user", ["0", "00", "+0", "0:1000"])
+def test_an_exec_as_root_into_a_non_root_container_never_runs(engines, plugin_policy, user):
+    """Refused at exec create; an exec created while the plugin only warned is refused at
+    its start, judged on the user dockerd stored. The control runs it as uid 0 (runc reads
+    ``00`` and ``+0`` as Go's strconv.Atoi does; the test image has no /etc/passwd, so
+    no user names)."""
+    guarded, control = engines
+    name = unique("nonroot")
+    for engine in engines:
+        run_named(engine, name, user="1000", cap_drop=["ALL"], security_opt=["no-new-privileges"])
+    plugin_policy(NONROOT_POLICY)
+    status, text = exec_as(guarded, name, user)
+    assert status == 403 and "[CV027]" in text, text
+    plugin_policy(NONROOT_POLICY + "mode: warn\n")
+    status, text = exec_as(guarded, name, user)
+    assert status == 201, text
+    exec_id = json.loads(text)["Id"]
+    plugin_policy(NONROOT_POLICY)
+    status, text = guarded.http.request("POST", f"/v1.41/exec/{exec_id}/start", b'{"Detach": true}', JSON)
+    assert status == 403 and "[CV027]" in text, text
+    stored = guarded.client.api.exec_inspect(exec_id)
+    assert not stored["Running"] and not stored["Pid"], stored
+    # control: the same exec runs as root
+    status, text = exec_as(control, name, user)
+    exec_id = json.loads(text)["Id"]
+    control.http.request("POST", f"/v1.41/exec/{exec_id}/start", b'{"Detach": true}', JSON)
+    stored = control.client.api.exec_inspect(exec_id)
+    assert stored["Running"] and uid_of(stored["Pid"]) == 0, (user, stored)

@@ -30,16 +30,20 @@ HOLD = {"container_restart": 5.0}
 def gate_class(method: str, route: Route) -> str | None:
     """"resolve", "change", "exclusive", "exec" or None (the request needs no ordering).
     An exec create is ordered against renames only: a rename judges the execs the
-    container has, so none may be created under the old name while it is judged."""
+    container has, so none may be created under the old name while it is judged.
+
+    Every create is a change, named or not: an unnamed one adds an id that a short id
+    prefix can then resolve to. Every DELETE under /containers/ is one: dockerd 20.10
+    routes ``DELETE /containers/{name:.*}``, so ``/containers/PARENT/ALIAS`` removes a
+    linked container."""
     if method == "POST" and route.kind in RESOLVES:
         return "resolve"
     if method == "POST" and route.kind in EXCLUSIVE:
         return "exclusive"
     if method == "POST" and route.kind == "exec_create":
         return "exec"
-    if (method == "POST" and route.kind == "container_create" and route.arg("name")) or \
-            (method == "DELETE" and route.kind == "container") or \
-            (method == "POST" and route.kind == "container_prune"):
+    if (method == "POST" and route.kind in ("container_create", "container_prune")) or \
+            (method == "DELETE" and route.path.startswith("/containers/")):
         return "change"
     return None
 

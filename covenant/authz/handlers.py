@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import fnmatch
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,7 @@ class Request:
     body: bytes | None  # None: dockerd forwarded none
     headers: dict[str, str]
     user: str
+    uri: str = ""  # as dockerd sent it
 
     @classmethod
     def from_authz(cls, req: dict[str, Any]) -> Request:
@@ -68,7 +70,7 @@ class Request:
         headers = req.get("RequestHeaders") or {}
         return cls(method, route(uri), body,
                    {str(k).lower(): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {},
-                   str(req.get("User") or ""))
+                   str(req.get("User") or ""), uri)
 
     def decoded(self, typ: GoType) -> Any:
         if self.body is None:
@@ -78,6 +80,16 @@ class Request:
             return decode(self.body, typ)
         except (DecodeError, AmbiguousError) as e:
             raise MalformedRequestError(str(e)) from None
+
+    def unseen_body(self) -> bool:
+        """A body dockerd holds and the plugin was not sent. dockerd sends only JSON bodies,
+        which it reads whole before asking; any other body a handler reads later -- its
+        ``ParseForm`` reads a form body whose values override the query's, at a moment the
+        client chooses (after the plugin has looked the container up). Without a
+        Content-Type no handler reads a body; the last Content-Type value is all the plugin
+        sees of several, so any Content-Type counts."""
+        return self.body is None and "content-type" in self.headers and \
+            self.headers.get("content-length") != "0"
 
     def form_body(self) -> bool:
         """A body dockerd would read as form parameters, which the plugin cannot see."""
@@ -112,6 +124,9 @@ def container_start(policy: Policy, req: Request, engine: Engine) -> Verdict:
     """Decided on the stored container. API versions before 1.24 let a start body replace
     the HostConfig, and a chunked body never reaches the plugin: those are refused."""
     ref, kind = req.route.name, req.route.kind.removeprefix("container_")
+    if req.unseen_body():
+        return deny(f"{ref}: a {kind} request with a body the plugin cannot read (a form body can "
+                    "change its parameters); send none", ref, kind)
     if kind == "start":
         if req.body is not None and req.body.strip() not in (b"", b"{}", b"null"):
             return deny(f"{ref}: a start request with a body (it could change the configuration); "
@@ -120,14 +135,33 @@ def container_start(policy: Policy, req: Request, engine: Engine) -> Verdict:
             return deny(f"{ref}: start through API v{req.route.version} (before 1.24 it can change the "
                         "HostConfig); use a current client", ref, kind)
     stored = engine.container(ref)
+    if fragile(ref, stored):
+        return deny(FRAGILE.format(ref=ref, kind=kind), ref, kind)
     decision = policy.decide(model.for_start(stored))
     return verdict(decision.violations, decision.name, kind)
+
+
+HEX = re.compile(r"[0-9a-f]+")
+FRAGILE = ("{ref}: a {kind} by a reference that may name another container before dockerd acts "
+           "(the container removes itself when it exits, and {ref} is also an id prefix); use the full id")
+
+
+def fragile(ref: str, stored: dict[str, Any]) -> bool:
+    """dockerd resolves a reference again after the plugin answers: a full id, else a
+    name, else an id prefix. Removals, renames and creates wait for the request (the
+    gate), but a container started with ``--rm`` removes itself when it exits, and then
+    a hex reference falls through to whatever id it prefixes."""
+    return bool(HEX.fullmatch(ref)) and ref != stored.get("Id") and \
+        bool((stored.get("HostConfig") or {}).get("AutoRemove"))
 
 
 def container_update(policy: Policy, req: Request, engine: Engine) -> Verdict:
     ref = req.route.name
     update = req.decoded(types.CONTAINER_UPDATE)
-    decision = policy.decide(model.container_after_update(engine.container(ref), update))
+    stored = engine.container(ref)
+    if fragile(ref, stored):
+        return deny(FRAGILE.format(ref=ref, kind="update"), ref, "update")
+    decision = policy.decide(model.container_after_update(stored, update))
     return verdict(decision.violations, decision.name, "update")
 
 
@@ -135,34 +169,50 @@ MAX_EXECS_CHECKED = 64  # a rename inspects each exec of the container: bounded
 
 
 def container_rename(policy: Policy, req: Request, engine: Engine) -> Verdict:
-    """The policy is kept per name: a running container must pass under its new name, and
-    so must its privileged execs, running or created and not yet started (dockerd lists
-    only those). A stopped one is judged when it starts."""
-    new = req.route.arg("name").lstrip("/")
-    stored = engine.container(req.route.name)
-    state = stored.get("State") or {}
-    if not (state.get("Running") or state.get("Paused") or state.get("Restarting")):
-        return Verdict(True, name=new, kind="rename")
+    """The policy is kept per name: a container must pass under its new name, and so must
+    its execs that are privileged or name a user, running or created and not yet started
+    (dockerd lists only those). A stopped container is judged too: a restart in flight
+    starts it again under whatever name it has by then."""
+    new, ref = req.route.arg("name").lstrip("/"), req.route.name
+    if req.unseen_body():
+        return deny(f"{ref}: a rename with a body the plugin cannot read (a form body's name wins "
+                    "over the query's); send none", ref, "rename")
+    stored = engine.container(ref)
+    if fragile(ref, stored):
+        return deny(FRAGILE.format(ref=ref, kind="rename"), ref, "rename")
     renamed = {**stored, "Name": f"/{new}"}
     violations = policy.decide(model.for_start(renamed)).violations
     exec_ids = stored.get("ExecIDs") or []
-    if not policy.resolve(renamed)[0]["privileged"]:
+    settings = policy.resolve(renamed)[0]
+    if exec_ids and (not settings["privileged"] or settings["non_root_required"]):
         if len(exec_ids) > MAX_EXECS_CHECKED:
             return deny(f"{new}: more than {MAX_EXECS_CHECKED} execs to check; rename it when they have "
                         "ended", new, "rename")
-        if any((engine.exec(e).get("ProcessConfig") or {}).get("privileged") for e in exec_ids):
-            violations += (Violation("CV001", f"{new}: a privileged exec runs (or waits to start) in it, "
-                                     "and privileged exec is not allowed under this name"),)
+        for exec_id in exec_ids:
+            process = engine.exec(exec_id).get("ProcessConfig") or {}
+            if process.get("privileged") or process.get("user"):
+                found = _judge_exec(policy, renamed, bool(process.get("privileged")),
+                                    str(process.get("user") or ""), "rename").violations
+                violations += tuple(v for v in found if v not in violations)
     return verdict(violations, new, "rename")
 
 
 # -- exec --------------------------------------------------------------------------------------
 
-def _privileged_exec(policy: Policy, container: dict[str, Any], kind: str) -> Verdict:
-    name = str(container.get("Name") or "").lstrip("/")
-    if policy.resolve(container)[0]["privileged"]:
-        return Verdict(True, name=name, kind=kind)
-    return verdict((Violation("CV001", f"{name}: privileged exec not allowed"),), name, kind)
+# What an exec can add to its container, and how a refusal says it.
+EXEC_CHECKS = {"CV001": "{name}: privileged exec not allowed",
+               "CV027": "{name}: exec as root ({user}) not allowed"}
+
+
+def _judge_exec(policy: Policy, container: dict[str, Any], privileged: bool, user: str,
+                kind: str) -> Verdict:
+    """An exec runs in its container with its own privileged flag and user: judged as the
+    container would be with them, on what an exec can change (privileges, root)."""
+    decision = policy.decide(model.container_for_exec(container, privileged, user))
+    said = {"name": decision.name, "user": user or "user unset"}
+    found = tuple(Violation(v.check, EXEC_CHECKS[v.check].format(**said))
+                  for v in decision.violations if v.check in EXEC_CHECKS)
+    return verdict(found, decision.name, kind)
 
 
 def exec_create(policy: Policy, req: Request, engine: Engine) -> Verdict:
@@ -171,17 +221,20 @@ def exec_create(policy: Policy, req: Request, engine: Engine) -> Verdict:
         body = req.decoded(types.EXEC_CREATE)
     except MalformedRequestError as e:
         return Verdict(False, f"{ref}: exec create: {e}", ref, kind="exec", malformed=True)
-    if not body.get("Privileged"):
-        return Verdict(True, kind="exec")
-    return _privileged_exec(policy, engine.container(ref), "exec")
+    privileged, user = bool(body.get("Privileged")), str(body.get("User") or "")
+    if not privileged and not user:
+        return Verdict(True, kind="exec")  # the container's own user, judged when it started
+    return _judge_exec(policy, engine.container(ref), privileged, user, "exec")
 
 
 def exec_start(policy: Policy, req: Request, engine: Engine) -> Verdict:
     """Decided on what dockerd stored for the exec, whatever its create body looked like."""
     stored = engine.exec(req.route.name)
-    if not (stored.get("ProcessConfig") or {}).get("privileged"):
+    process = stored.get("ProcessConfig") or {}
+    privileged, user = bool(process.get("privileged")), str(process.get("user") or "")
+    if not privileged and not user:
         return Verdict(True, kind="exec")
-    return _privileged_exec(policy, engine.container(str(stored["ContainerID"])), "exec")
+    return _judge_exec(policy, engine.container(str(stored["ContainerID"])), privileged, user, "exec")
 
 
 HANDLERS: dict[str, Callable[[Policy, Request, Engine], Verdict]] = {
@@ -195,10 +248,10 @@ HANDLERS: dict[str, Callable[[Policy, Request, Engine], Verdict]] = {
 }
 
 
-def decide_request(policy: Policy, req: dict[str, Any], engine: Engine) -> Verdict:
+def decide_request(policy: Policy, req: dict[str, Any] | Request, engine: Engine) -> Verdict:
     """The plugin's answer to one AuthZReq. Raises on anything it cannot read or look up:
     the caller denies."""
-    request = Request.from_authz(req)
+    request = req if isinstance(req, Request) else Request.from_authz(req)
     if request.method != "POST":
         return Verdict(True)
     handler = HANDLERS.get(request.route.kind)

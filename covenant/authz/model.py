@@ -46,6 +46,17 @@ def for_start(inspect: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in inspect.items() if k != "AppArmorProfile"}
 
 
+def container_for_exec(inspect: dict[str, Any], privileged: bool, user: str) -> dict[str, Any]:
+    """The stored container as an exec process sees it: privileged if the exec is, and as
+    the exec's user when it names one (else the container's)."""
+    hc = {**(inspect.get("HostConfig") or {})}
+    hc["Privileged"] = bool(hc.get("Privileged")) or privileged
+    config = {**(inspect.get("Config") or {})}
+    if user:
+        config["User"] = user
+    return {**for_start(inspect), "HostConfig": hc, "Config": config}
+
+
 # Fields ``docker update`` writes into the stored HostConfig, and the value that means
 # "leave unchanged" (moby container.UpdateContainer; PidsLimit: nil is unchanged).
 UPDATED_FIELDS = (("CpuShares", 0), ("NanoCpus", 0), ("CpuPeriod", 0), ("CpuQuota", 0),

@@ -26,7 +26,6 @@ ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(patter
     ("container_update", r"^/containers/(?P<name>.*)/update$"),
     ("container_rename", r"^/containers/(?P<name>.*)/rename$"),
     ("container_prune", r"^/containers/prune$"),
-    ("container", r"^/containers/(?P<name>[^/]+)$"),  # DELETE removes it
     ("exec_create", r"^/containers/(?P<name>.*)/exec$"),
     ("exec_start", r"^/exec/(?P<name>.*)/start$"),
     ("service_create", r"^/services/create$"),

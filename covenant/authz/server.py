@@ -14,17 +14,18 @@ import os
 import socket
 import socketserver
 import threading
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from ..logs import fields
 from ..policy import Policy
+from . import wire
 from .engine import Engine
 from .gate import HOLD, GateBusyError, NameGate, gate_class
-from .handlers import Verdict, decide_request
-from .route import RouteError, route
+from .handlers import Request, Verdict, decide_request
 
-PLUGIN_CONTENT_TYPE = "application/vnd.docker.plugins.v1+json"
+ALLOW = b'{"Allow": true}'
+DENY_FAILED = b'{"Allow": false, "Msg": "docker-covenant: request failed"}'
+DENY_UNREADABLE = b'{"Allow": false, "Msg": "docker-covenant: unreadable plugin call"}'
 DEFAULT_SOCKET_DIR = "/run/docker/plugins"
 MAX_REQUEST = 64 * 1024 * 1024  # dockerd forwards bodies under 1 MiB, base64 and headers aside
 
@@ -45,21 +46,22 @@ class AuthzPlugin:
     def answer(self, req: Any) -> dict[str, Any]:
         """The reply to one AuthZReq; never raises. A request the gate orders holds it
         until dockerd reports the request done (``done``) or it is refused."""
-        ticket = None
-        if isinstance(req, dict):
-            method, uri = str(req.get("RequestMethod")), str(req.get("RequestUri"))
-            try:
-                target = route(uri)
-                cls = gate_class(method, target)
-            except RouteError:
-                cls = None  # unroutable: _answer denies it, with the reason
-            try:
-                ticket = self.gate.enter(cls, (method, uri), HOLD.get(target.kind)) if cls else None
-            except GateBusyError as e:
-                self.log.warning("%s %s: %s; denied", method, uri, e,
-                                 extra=fields(COVENANT_ACTION="denied", COVENANT_MODE=self.policy.mode))
-                return {"Allow": False, "Msg": f"docker-covenant: {e}; try again"}
-        reply = self._answer(req)
+        policy = self.policy
+        method = uri = "?"
+        try:
+            if not isinstance(req, dict):
+                raise ValueError("AuthZReq is not a JSON object")
+            method, uri = str(req.get("RequestMethod", "?")), str(req.get("RequestUri", "?"))
+            request = Request.from_authz(req)
+            cls = gate_class(request.method, request.route)
+            ticket = self.gate.enter(cls, (method, uri), HOLD.get(request.route.kind)) if cls else None
+        except GateBusyError as e:
+            self.log.warning("%s %s: %s; denied", method, uri, e,
+                             extra=fields(COVENANT_ACTION="denied", COVENANT_MODE=policy.mode))
+            return {"Allow": False, "Msg": f"docker-covenant: {e}; try again"}
+        except Exception as e:  # noqa: BLE001 - on a security path every failure is a deny
+            return self._cannot(policy, method, uri, e)
+        reply = self._answer(policy, request)
         if ticket is not None and not reply["Allow"]:
             self.gate.cancel(ticket)
         return reply
@@ -69,25 +71,24 @@ class AuthzPlugin:
         if isinstance(res, dict):
             self.gate.leave((str(res.get("RequestMethod")), str(res.get("RequestUri"))))
 
-    def _answer(self, req: Any) -> dict[str, Any]:
-        policy = self.policy
-        uri = method = "?"
+    def _cannot(self, policy: Policy, method: str, uri: str, e: Exception) -> dict[str, Any]:
+        self.log.warning("%s %s: cannot evaluate (%s: %s); denied", method, uri, type(e).__name__, e,
+                         extra=fields(COVENANT_ACTION="denied", COVENANT_MODE=policy.mode))
+        return {"Allow": False, "Msg": f"docker-covenant could not evaluate the request: {e}"}
+
+    def _answer(self, policy: Policy, request: Request) -> dict[str, Any]:
+        method, uri = request.method, request.uri
         try:
-            if not isinstance(req, dict):
-                raise ValueError("AuthZReq is not a JSON object")
-            uri, method = str(req.get("RequestUri", "?")), str(req.get("RequestMethod", "?"))
-            verdict = decide_request(policy, req, self.engine)
+            verdict = decide_request(policy, request, self.engine)
         except Exception as e:  # noqa: BLE001 - on a security path every failure is a deny
-            self.log.warning("%s %s: cannot evaluate (%s: %s); denied", method, uri, type(e).__name__, e,
-                             extra=fields(COVENANT_ACTION="denied", COVENANT_MODE=policy.mode))
-            return {"Allow": False, "Msg": f"docker-covenant could not evaluate the request: {e}"}
+            return self._cannot(policy, method, uri, e)
         if verdict.malformed and policy.fail == "open":
             self.log.warning("%s %s: %s; allowed (fail: open; the start is still judged)", method, uri,
                              verdict.msg, extra=fields(COVENANT_ACTION="allowed", COVENANT_MODE=policy.mode))
             return {"Allow": True}
         if verdict.allow:
             if policy.log_requests:
-                self.log.info("%s %s allowed (user %s)", method, uri, req.get("User") or "-",
+                self.log.info("%s %s allowed (user %s)", method, uri, request.user or "-",
                               extra=fields(CONTAINER_NAME=verdict.name, COVENANT_ACTION="allowed"))
             return {"Allow": True}
         return self._refuse(policy, verdict, method, uri)
@@ -121,32 +122,40 @@ class AuthzPlugin:
             return 200, {"Allow": True}
         return 404, {"Err": f"unknown endpoint {path}"}
 
+    def converse(self, sock: socket.socket) -> None:
+        """Answer the calls dockerd makes on one connection, until it closes it. A call
+        that cannot be framed gets a 400 (a failed call: dockerd denies the request)."""
+        reader = wire.Reader(sock, MAX_REQUEST)
+        while True:
+            try:
+                call = reader.next()
+            except (wire.ProtocolError, OSError) as e:
+                self.log.error("unreadable call from dockerd: %s", e)
+                with contextlib.suppress(OSError):
+                    sock.sendall(wire.response(400, DENY_UNREADABLE, keep_alive=False))
+                return
+            if call is None:
+                return
+            try:
+                status, reply = self.reply_to(call.path, call.body)
+                data = ALLOW if reply == {"Allow": True} else json.dumps(reply).encode()
+            except Exception as e:  # noqa: BLE001 - still answer, and answer no
+                self.log.error("plugin request failed: %s", e)
+                status, data = 200, DENY_FAILED
+            try:
+                sock.sendall(wire.response(status, data, call.keep_alive))
+            except OSError:
+                return
+            if not call.keep_alive:
+                return
+
     def serve(self) -> None:
         """Bind the socket (replacing a stale one) and serve on daemon threads."""
         plugin = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # dockerd keeps its connection to the plugin open
-
-            def do_POST(self) -> None:
-                try:
-                    length = int(self.headers.get("Content-Length") or 0)
-                    if not 0 <= length <= MAX_REQUEST:
-                        raise ValueError(f"Content-Length {length}")
-                    raw = self.rfile.read(length) if length else b""
-                    status, reply = plugin.reply_to(self.path, raw)
-                except Exception as e:  # noqa: BLE001 - still answer, and answer no
-                    plugin.log.error("plugin request failed: %s", e)
-                    status, reply = 200, {"Allow": False, "Msg": "docker-covenant: request failed"}
-                data = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", PLUGIN_CONTENT_TYPE)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                plugin.converse(self.request)
 
         class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             daemon_threads = True
