@@ -144,3 +144,42 @@ def test_a_compliant_service_runs_and_an_update_cannot_widen_it(managers, plugin
             wait_until(lambda m=m, tasks=tasks: any(privileged(m.client.api.inspect_container(c["Id"]))
                                        for c in m.client.api.containers(filters=tasks)),
                        60, 0.2, "the updated task with CAP_SYS_ADMIN")
+
+
+def privileged_tasks(m: Manager, name: str) -> list[str]:
+    tasks = {"label": f"com.docker.swarm.service.name={name}"}
+    return [c["Id"] for c in m.client.api.containers(filters=tasks)
+            if privileged(m.client.api.inspect_container(c["Id"]))]
+
+
+def test_a_rollback_to_a_violating_spec_is_refused(managers, plugin_policy):
+    """``update?rollback=previous`` restores the stored PreviousSpec whatever its body says:
+    a service made privileged while the plugin only warned, then made compliant, cannot be
+    rolled back to it. The control rolls back and runs the privileged task again."""
+    policy = SVC + "  no_added_capabilities: yes\n"
+    name = unique("svc")
+    locked = {"CapabilityDrop": ["ALL"]}
+    wide = {"CapabilityAdd": ["CAP_SYS_ADMIN"], **locked}
+    plugin_policy(policy + "mode: warn\n")
+    for m in managers:
+        status, text = create(m, name, wide, None)
+        assert status == 201, text
+    plugin_policy(policy)
+    for m in managers:
+        version = m.client.api.inspect_service(name)["Version"]["Index"]
+        status, text = m.http.request("POST", f"/v1.41/services/{name}/update?version={version}",
+                                      json.dumps(spec(name, **locked)).encode(), JSON)
+        assert status == 200, text
+        wait_until(lambda m=m: task_container(m.client, name) and not privileged_tasks(m, name), 60, 0.2,
+                   "the compliant task to replace the privileged one")
+        version = m.client.api.inspect_service(name)["Version"]["Index"]
+        status, text = m.http.request("POST", f"/v1.41/services/{name}/update?version={version}"
+                                      "&rollback=previous", json.dumps(spec(name, **locked)).encode(), JSON)
+        if m is managers[0]:
+            assert status == 403 and "[CV006]" in text, text
+            assert "CapabilityAdd" not in m.client.api.inspect_service(name)["Spec"]["TaskTemplate"][
+                "ContainerSpec"]
+        else:
+            assert status == 200, text
+            wait_until(lambda m=m: privileged_tasks(m, name), 60, 0.2, "the rolled-back privileged task")
+    assert not privileged_tasks(managers[0], name)  # the control's rollback ran meanwhile
