@@ -104,6 +104,8 @@ class Struct(GoType):
     members: tuple[tuple[str, GoType] | Embedded, ...]
     fields: dict[str, tuple[tuple[str, ...], GoType]] = field(default_factory=dict, compare=False,
                                                              hash=False, repr=False)
+    folded: dict[str, tuple[tuple[str, ...], GoType]] = field(default_factory=dict, compare=False,
+                                                             hash=False, repr=False)
 
     def __post_init__(self) -> None:
         # Go's typeFields: the shallowest field of a name wins; two at the same depth
@@ -116,6 +118,8 @@ class Struct(GoType):
             best = [c for c in candidates if c[0] == depth]
             if len(best) == 1:
                 self.fields[name] = (best[0][1], best[0][2])
+        for name, found_field in self.fields.items():  # the first under folding wins
+            self.folded.setdefault(fold(name), found_field)
 
     def _flatten(self, prefix: tuple[str, ...],
                  depth: int) -> Iterable[tuple[int, tuple[str, ...], str, GoType]]:
@@ -136,8 +140,7 @@ class Struct(GoType):
         """Go's field matching: the exact name, else the first name equal under folding."""
         if key in self.fields:
             return self.fields[key]
-        folded = fold(key)
-        return next((f for name, f in self.fields.items() if fold(name) == folded), None)
+        return self.folded.get(fold(key))
 
 
 BOOL, STRING, INT, UINT, FLOAT = (Scalar(k) for k in ("bool", "string", "int", "uint", "float"))
