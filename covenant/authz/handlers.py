@@ -24,7 +24,6 @@ from .engine import Engine
 from .gojson import AmbiguousError, DecodeError, GoType, decode
 from .route import Route, RouteError, route, version_less
 
-WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 # dockerd parses a form body into the same parameters as the query for these.
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
