@@ -147,3 +147,31 @@ def test_a_restart_holds_the_gate_briefly():
     now[0] = 5.5
     thread.join(5)
     assert out and not isinstance(out[0], Exception)
+
+
+class NoEngine:
+    """The plugin never needs to ask dockerd for these requests."""
+
+    def __getattr__(self, name: str):
+        raise AssertionError(f"unexpected lookup: {name}")
+
+
+@pytest.mark.parametrize(("method", "uri"), [
+    ("POST", "/v1.41/containers/prune"), ("POST", "/v1.41/containers/create?name=x"),
+    ("DELETE", "/v1.41/containers/x"), ("POST", "/v1.41/containers/x/exec"),
+    ("POST", "/v1.41/containers/x/start"), ("POST", "/v1.41/containers/x/rename?name=y")])
+def test_a_request_the_gate_would_hold_while_its_body_arrives_is_refused(method, uri):
+    """dockerd reads a body it did not send the plugin after the plugin answers, for as
+    long as the client takes: an ordered request must not hold every start meanwhile."""
+    import logging
+
+    from covenant.authz import AuthzPlugin
+    from covenant.policy import parse_policy
+
+    log = logging.getLogger("test-gate")
+    plugin = AuthzPlugin(parse_policy("debug: no\n"), log, "/nonexistent.sock", NoEngine())
+    held = {"RequestMethod": method, "RequestUri": uri,
+            "RequestHeaders": {"Content-Type": "application/x-www-form-urlencoded", "Content-Length": "100"}}
+    reply = plugin.answer(held)
+    assert not reply["Allow"] and "not sent" in reply["Msg"], reply
+    assert plugin.gate.holders() == 0

@@ -352,6 +352,25 @@ def test_services_are_judged_as_their_task_containers():
     plugin = json.dumps({"Name": "p", "TaskTemplate": {"Runtime": "plugin",
                                                        "PluginSpec": {"Remote": "evil/plugin"}}})
     assert not decide("/v1.41/services/create", plugin).allow
+    # dockerd makes a container task for a Runtime of "" or "container", PluginSpec or not
+    wide = {"Image": "x", "CapabilityAdd": ["ALL"]}
+    for runtime in ("", "container"):
+        task = {"Runtime": runtime, "PluginSpec": {"Remote": "vieux/sshfs"}, "ContainerSpec": wide}
+        both = json.dumps({"Name": "p", "TaskTemplate": task})
+        denied = decide("/v1.41/services/create", both)
+        assert not denied.allow and "[CV004]" in denied.msg, (runtime, denied.msg)
+
+
+def test_published_ports_of_a_service_are_judged_as_bindings_on_every_interface():
+    ports = parse_policy("'*':\n  privileged_ports_forbidden: yes\n  host_ip_required: yes\n"
+                         "  cap_drop_required: no\n  security_opt_required: no\n")
+    for mode in ("host", "ingress", ""):
+        body = json.dumps({"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "x"}}, "EndpointSpec": {
+            "Ports": [{"TargetPort": 80, "PublishedPort": 80, "PublishMode": mode}]}})
+        denied = decide_request(ports, req("/v1.41/services/create", body), ENGINE)
+        assert {v.check for v in denied.violations} == {"CV008", "CV009"}, (mode, denied.msg)
+    quiet = json.dumps({"Name": "web", "TaskTemplate": {"ContainerSpec": {"Image": "x"}}})
+    assert decide_request(ports, req("/v1.41/services/create", quiet), ENGINE).allow
 
 
 def test_a_rollback_is_judged_on_the_spec_it_restores():
@@ -377,7 +396,16 @@ def test_builds_and_volumes_are_judged_by_what_they_map_to():
     cis = parse_policy("profile: cis\n")
     assert not decide_request(cis, req("/v1.41/build?networkmode=host&t=x"), ENGINE).allow
     assert not decide_request(cis, req("/v1.41/build?cgroupparent=/x"), ENGINE).allow
-    assert decide_request(cis, req("/v1.41/build?t=x"), ENGINE).allow
+    # RUN steps can drop no capability, set no security option, limit no PIDs: judged so
+    refused = decide_request(cis, req("/v1.41/build?t=x"), ENGINE)
+    assert {"CV002", "CV003", "CV025"} <= {v.check for v in refused.violations}, refused.msg
+    assert refused.msg.startswith("[CV002] build (its RUN steps): all capabilities not dropped")
+    lenient = parse_policy("'*':\n  cap_drop_required: no\n  security_opt_required: no\n")
+    assert decide_request(lenient, req("/v1.41/build?t=x&memory=1e9&cpushares=x"), ENGINE).allow
+    limited = parse_policy("'*':\n  cap_drop_required: no\n  security_opt_required: no\n"
+                           "  memory_limit_required: yes\n")
+    assert not decide_request(limited, req("/v1.41/build?memory=1e9"), ENGINE).allow  # not an integer: 0
+    assert decide_request(limited, req("/v1.41/build?memory=%2B1000000000"), ENGINE).allow
     form = req("/v1.41/build?t=x", RequestHeaders={"Content-Type": "application/x-www-form-urlencoded"})
     assert not decide_request(cis, form, ENGINE).allow
     etc = '{"Name": "v", "Driver": "local", "DriverOpts": {"type": "none", "o": "bind", "device": "/etc"}}'

@@ -183,3 +183,40 @@ def test_a_rollback_to_a_violating_spec_is_refused(managers, plugin_policy):
             assert status == 200, text
             wait_until(lambda m=m: privileged_tasks(m, name), 60, 0.2, "the rolled-back privileged task")
     assert not privileged_tasks(managers[0], name)  # the control's rollback ran meanwhile
+
+
+def test_a_container_task_is_judged_as_a_container_whatever_its_plugin_spec(managers, plugin_policy):
+    """dockerd makes a container task when Runtime is "" or "container", and ignores a
+    PluginSpec beside the ContainerSpec: the spec is not a plugin, however allowed its
+    PluginSpec's reference."""
+    plugin_policy(SVC + "allowed_plugins: ['docker.io/vieux/sshfs:*']\n")
+    name = unique("svc")
+    for m in managers:
+        body = spec(name, CapabilityAdd=["ALL"])
+        body["TaskTemplate"].update({"PluginSpec": {"Remote": "vieux/sshfs"}, "Runtime": ""})
+        status, text = m.http.request("POST", "/v1.41/services/create", json.dumps(body).encode(), JSON)
+        if m is managers[0]:
+            assert status == 403 and "[CV004]" in text, text
+            assert task_container(m.client, name) is None
+        else:
+            assert status == 201, text
+            assert privileged(task_container(m.client, name, timeout=60))
+
+
+def test_published_ports_of_a_service_are_judged(managers, plugin_policy):
+    """A host-mode published port becomes the task container's port binding on every
+    interface (the task runs in the host network here, so nothing is really bound)."""
+    plugin_policy(SVC + "  privileged_ports_forbidden: yes\n  host_ip_required: yes\n")
+    name = unique("svc")
+    for m in managers:
+        body = spec(name, CapabilityDrop=["ALL"])
+        body["TaskTemplate"]["Networks"] = [{"Target": "host"}]
+        body["EndpointSpec"] = {"Ports": [{"TargetPort": 80, "PublishedPort": 80, "PublishMode": "host"}]}
+        status, text = m.http.request("POST", "/v1.41/services/create", json.dumps(body).encode(), JSON)
+        if m is managers[0]:
+            assert status == 403 and "[CV008]" in text and "[CV009]" in text, text
+            assert task_container(m.client, name) is None
+        else:
+            assert status == 201, text
+            bindings = task_container(m.client, name, timeout=60)["HostConfig"]["PortBindings"]
+            assert bindings == {"80/tcp": [{"HostIp": "", "HostPort": "80"}]}, bindings

@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import tarfile
 import threading
 import time
@@ -27,6 +28,7 @@ from harness import AUTHZ_BASE_POLICY, IMAGE, PrivateDockerd, UnixHTTP, unique
 JSON = {"Content-Type": "application/json"}
 NEVER = "0001-01-01T00:00:00Z"
 CAP_SYS_ADMIN = 1 << 21
+CAP_NET_RAW = 1 << 13  # in Docker's default set
 SLEEP = '"Cmd": ["sleep", "300"]'
 LOCKED = '"CapDrop": ["ALL"], "SecurityOpt": ["no-new-privileges"], "NetworkMode": "none"'
 DEEP = "[" * 3000 + "]" * 3000  # Go decodes it (depth limit 10,000); the plugin's reader refuses it
@@ -245,11 +247,11 @@ def test_a_started_container_cannot_be_widened_by_update(engines, plugin_policy)
             assert status == 200 and limit in (None, 0, -1), (status, text, limit)
 
 
-def build(client: docker.DockerClient, **params: Any) -> str:
-    """Build ``RUN readlink /proc/self/ns/net`` with the classic builder; its output."""
+def build(client: docker.DockerClient, run: str = "readlink /proc/self/ns/net", **params: Any) -> str:
+    """Build ``RUN <run>`` with the classic builder; its output."""
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as tar:
-        dockerfile = f"FROM {IMAGE}\nRUN readlink /proc/self/ns/net\n".encode()
+        dockerfile = f"FROM {IMAGE}\nRUN {run}\n".encode()
         info = tarfile.TarInfo("Dockerfile")
         info.size = len(dockerfile)
         tar.addfile(info, io.BytesIO(dockerfile))
@@ -266,6 +268,23 @@ def test_a_build_cannot_run_its_steps_in_the_host_network(engines, plugin_policy
         build(guarded.client, network_mode="host")
     assert "[CV010]" in str(refused.value)
     assert host in build(control.client, network_mode="host")  # the control's RUN step shared it
+
+
+def test_a_build_whose_steps_the_policy_refuses_runs_no_step(engines, plugin_policy):
+    """Classic-build RUN steps are containers with Docker's default capabilities and no
+    security option: under the base policy (which requires dropping all and a security
+    option) the build is refused before any step runs. The control's step runs with the
+    default capabilities; a policy that does not require them lets the build through."""
+    guarded, control = engines
+    before = {c["Id"] for c in guarded.client.api.containers(all=True)}
+    with pytest.raises(docker.errors.APIError) as refused:
+        build(guarded.client, run="cat /proc/self/status")
+    assert "[CV002] build (its RUN steps)" in str(refused.value) and "[CV003]" in str(refused.value)
+    assert {c["Id"] for c in guarded.client.api.containers(all=True)} == before
+    found = re.search(r"CapEff:\s*([0-9a-f]+)", build(control.client, run="cat /proc/self/status"))
+    assert found and int(found.group(1), 16) & CAP_NET_RAW, "the control's step did not run with the defaults"
+    plugin_policy(AUTHZ_BASE_POLICY + "'*':\n  cap_drop_required: no\n  security_opt_required: no\n")
+    assert "CapEff" in build(guarded.client, run="cat /proc/self/status")
 
 
 # -- names: the policy is kept per name, and a start names its container by a reference --

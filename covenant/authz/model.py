@@ -108,6 +108,7 @@ def container_of_service(name: str, spec: dict[str, Any], host_network: bool, ap
         "Memory": limits.get("MemoryBytes", 0), "NanoCpus": limits.get("NanoCPUs", 0),
         "PidsLimit": limits["Pids"] if limits.get("Pids", 0) > 0 else None, "Ulimits": cs.get("Ulimits"),
         "Mounts": widen_volume_mounts(cs.get("Mounts") or []),
+        "PortBindings": service_ports(spec),
     }
     if host_network:
         hc["NetworkMode"] = "host"
@@ -116,6 +117,18 @@ def container_of_service(name: str, spec: dict[str, Any], host_network: bool, ap
             "Config": {"Image": cs.get("Image", ""), "User": cs.get("User", ""), "Labels": labels,
                        "Healthcheck": cs.get("Healthcheck")},
             "HostConfig": hc}
+
+
+def service_ports(spec: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """Published ports as bindings on every interface: ``host`` mode ones become the task
+    container's PortBindings (executor ``portBindings``), ``ingress`` ones are published
+    on every node by the routing mesh."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for port in (spec.get("EndpointSpec") or {}).get("Ports") or []:
+        published = port.get("PublishedPort") or 0
+        key = f"{port.get('TargetPort') or 0}/{(port.get('Protocol') or 'tcp').lower()}"
+        out.setdefault(key, []).append({"HostIp": "", "HostPort": str(published) if published else ""})
+    return out
 
 
 def service_security_opts(privileges: dict[str, Any]) -> list[str]:

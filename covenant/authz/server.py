@@ -57,6 +57,11 @@ class AuthzPlugin:
                 return {"Allow": True}  # nothing to judge or order: the hot path of docker ps
             request = Request.from_authz(req)
             cls = gate_class(request.method, request.route)
+            if cls and request.unseen_body():
+                # dockerd would read that body after we answer, for as long as the client
+                # takes, and the gate would hold every other start meanwhile
+                return self._refuse(policy, Verdict(False, f"{method} {request.route.path}: a body the "
+                                                    "plugin was not sent; send JSON or none"), method, uri)
             ticket = self.gate.enter(cls, (method, uri), HOLD.get(request.route.kind)) if cls else None
         except GateBusyError as e:
             self.log.warning("%s %s: %s; denied", method, uri, e,

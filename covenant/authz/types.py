@@ -7,7 +7,7 @@ matching (exact name first, then folding) picks the same field Go picks.
 
 from __future__ import annotations
 
-from .gojson import BOOL, INT, STRING, Embedded, Map, Ptr, Slice, StrSlice, Struct, skipped
+from .gojson import BOOL, INT, STRING, UINT, Embedded, Map, Ptr, Slice, StrSlice, Struct, skipped
 
 STRINGS = Slice(STRING)
 STRING_MAP = Map(STRING)
@@ -114,8 +114,11 @@ TASK_SPEC = Struct("TaskSpec", (
     *skipped("RestartPolicy", "Placement"), ("Networks", Slice(NETWORK_ATTACHMENT)),
     *skipped("LogDriver", "ForceUpdate"), ("Runtime", STRING),
 ))
+PORT_CONFIG = Struct("PortConfig", (*skipped("Name"), ("Protocol", STRING), ("TargetPort", UINT),
+                                   ("PublishedPort", UINT), ("PublishMode", STRING)))
+ENDPOINT_SPEC = Struct("EndpointSpec", (*skipped("Mode"), ("Ports", Slice(PORT_CONFIG))))
 SERVICE_SPEC = Struct("ServiceSpec", (
     Embedded(Struct("Annotations", (("Name", STRING), ("Labels", STRING_MAP)))),
     ("TaskTemplate", TASK_SPEC), *skipped("Mode", "UpdateConfig", "RollbackConfig"),
-    ("Networks", Slice(NETWORK_ATTACHMENT)), *skipped("EndpointSpec"),
+    ("Networks", Slice(NETWORK_ATTACHMENT)), ("EndpointSpec", Ptr(ENDPOINT_SPEC)),
 ))

@@ -7,6 +7,8 @@ never through the API, so the plugin judges the request that causes them.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 
 from ..checks import Violation
@@ -28,7 +30,10 @@ def service(policy: Policy, req: Request, engine: Engine) -> Verdict:
         spec = plain(req.decoded(types.SERVICE_SPEC))
     name = spec.get("Name") or req.route.name or "(unnamed)"
     task = spec.get("TaskTemplate") or {}
-    if task.get("PluginSpec") is not None or task.get("Runtime") == "plugin":
+    # dockerd (daemon/cluster/convert ServiceSpecToGRPC) makes container tasks for a
+    # Runtime of "" or "container" whatever PluginSpec says, plugin tasks for "plugin",
+    # and refuses any other runtime.
+    if task.get("Runtime") == "plugin":
         remote = str((task.get("PluginSpec") or {}).get("remote") or "")
         return plugin_reference(policy, normalised(remote) if remote else "", name, "service")
     networks = [n.get("Target", "") for n in (task.get("Networks") or []) + (spec.get("Networks") or [])]
@@ -98,22 +103,39 @@ def plugin_installed(policy: Policy, req: Request, engine: Engine) -> Verdict:
 
 # -- builds and volumes --------------------------------------------------------------------------
 
-BUILD_CHECKS = frozenset({"CV010", "CV022"})
 VOLUME_CHECKS = frozenset({"CV007", "CV026", "CV028"})
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def _int_or_zero(text: str) -> int:
+    """httputils.Int64ValueOrZero: strconv.ParseInt, 0 when it fails."""
+    return int(text) if _GO_INT.fullmatch(text) and -2**63 <= int(text) < 2**63 else 0
 
 
 def build(policy: Policy, req: Request, engine: Engine) -> Verdict:
-    """A classic build's RUN containers get ``networkmode`` and ``cgroupparent`` from the
-    query (or from a form body, which the plugin cannot see: refused)."""
+    """A classic build's RUN steps are containers dockerd makes itself, with the
+    HostConfig its builder derives from the query (daemon/builder/dockerfile
+    hostConfigFromOptions): no capability can be dropped and no security option set
+    (Linux refuses ``securityopt``). So they are judged as such a container, under the
+    defaults (a step has a random name and an intermediate image). Parameters in a form
+    body, which the plugin cannot see, are refused."""
     if req.form_body():
         return deny("build: parameters in a form body cannot be judged; pass them in the query", "build",
                     "build")
-    container = {"Name": "", "Config": {"Image": req.route.arg("t")},
-                 "HostConfig": {"NetworkMode": req.route.arg("networkmode"),
-                                "CgroupParent": req.route.arg("cgroupparent")}}
-    decision = policy.decide(container)
-    return verdict(tuple(Violation(v.check, "build" + v.message) for v in decision.violations
-                         if v.check in BUILD_CHECKS), "build", "build")
+    arg = req.route.arg
+    try:
+        ulimits = json.loads(arg("ulimits")) if arg("ulimits") else None
+    except ValueError:
+        ulimits = None  # dockerd refuses the build
+    hc = {"NetworkMode": arg("networkmode"), "CgroupParent": arg("cgroupparent"),
+          "CpuShares": _int_or_zero(arg("cpushares")), "CpuPeriod": _int_or_zero(arg("cpuperiod")),
+          "CpuQuota": _int_or_zero(arg("cpuquota")), "CpusetCpus": arg("cpusetcpus"),
+          "CpusetMems": arg("cpusetmems"), "Memory": _int_or_zero(arg("memory")),
+          "MemorySwap": _int_or_zero(arg("memswap")), "Ulimits": ulimits,
+          "ShmSize": _int_or_zero(arg("shmsize"))}
+    decision = policy.decide({"Name": "", "Config": {"Image": ""}, "HostConfig": hc})  # no section's name
+    found = tuple(Violation(v.check, "build (its RUN steps)" + v.message) for v in decision.violations)
+    return verdict(found, "build", "build")
 
 
 def volume_create(policy: Policy, req: Request, engine: Engine) -> Verdict:
