@@ -60,6 +60,27 @@ def test_compliant_run_and_docker_ps_go_through(bed):
     docker(bed, "rm", "-f", name)
 
 
+def test_compliant_work_keeps_working_through_the_cli(bed):
+    """What a user does every day goes through the plugin: run (also --rm, which starts by
+    the full id), exec (also as a user), restart, stop and start by a short id, rename,
+    and compose's create-then-start by name."""
+    safe = ["--network", "none", "--cap-drop", "all", "--security-opt", "no-new-privileges"]
+    name = unique("daily")
+    ok = docker(bed, "run", "-d", *safe, "--name", name, IMAGE, "sleep", "60")
+    assert ok.returncode == 0, ok.stderr
+    short = ok.stdout.strip()[:12]
+    steps = [["exec", name, "true"], ["exec", "-u", "1000", name, "id", "-u"],
+             ["restart", "-t", "0", name], ["stop", "-t", "0", short], ["start", short],
+             ["rename", name, f"{name}-2"], ["rename", f"{name}-2", name],
+             ["run", "--rm", *safe, IMAGE, "true"],
+             ["create", *safe, "--name", f"{name}-c", IMAGE, "sleep", "60"], ["start", f"{name}-c"]]
+    for args in steps:
+        result = docker(bed, *args)
+        assert result.returncode == 0, (args, result.stderr)
+    assert docker(bed, "exec", "-u", "1000", name, "id", "-u").stdout.strip() == "1000"
+    docker(bed, "rm", "-f", name, f"{name}-c")
+
+
 @pytest.mark.parametrize(("flags", "expected"), [
     (["--cap-drop", "all", "--cap-add", "ALL", "--security-opt", "no-new-privileges"], "[CV004]"),
     (["--cap-drop", "net_raw", "--security-opt", "no-new-privileges"], "[CV002]"),
