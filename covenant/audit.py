@@ -15,7 +15,9 @@ from typing import Any, TextIO
 import docker
 
 from .checks import CATALOGUE, CHECKS, ORIGINAL_KEYS, PROFILES, SETTINGS
+from .enforce import look_up
 from .policy import Decision, Policy
+from .reach import Lookups
 
 CLEAN, VIOLATIONS, ERROR = 0, 1, 2
 
@@ -37,17 +39,19 @@ def load_inspect(text: str, source: str) -> list[dict[str, Any]]:
     return items
 
 
-def running_containers(progress: TextIO | None) -> Iterator[dict[str, Any]]:
-    """Inspect every running container, eight at a time; a container gone meanwhile is skipped."""
+def running_containers(progress: TextIO | None) -> Iterator[tuple[dict[str, Any], Lookups | None]]:
+    """Inspect every running container, eight at a time, with the volumes and containers it
+    references (``enforce.look_up``); a container gone meanwhile is skipped."""
     try:
         api = docker.from_env(version="auto").api
         ids = [c["Id"] for c in api.containers(quiet=True)]
     except docker.errors.DockerException as e:
         raise AuditError(f"cannot reach Docker: {str(e).splitlines()[0]}") from None
 
-    def inspect(cid: str) -> dict[str, Any] | None:
+    def inspect(cid: str) -> tuple[dict[str, Any], Lookups | None] | None:
         try:
-            return api.inspect_container(cid)  # type: ignore[no-any-return]
+            data: dict[str, Any] = api.inspect_container(cid)
+            return data, look_up(api, data)
         except docker.errors.NotFound:
             return None
 
@@ -93,10 +97,11 @@ def run(policy: Policy, fmt: str, inspect_file: str | None) -> int:
     try:
         if inspect_file:
             text = sys.stdin.read() if inspect_file == "-" else _read(inspect_file)
-            containers: Iterable[dict[str, Any]] = load_inspect(text, inspect_file)
+            containers: Iterable[tuple[dict[str, Any], Lookups | None]] = (
+                (c, None) for c in load_inspect(text, inspect_file))
         else:
             containers = running_containers(sys.stderr if sys.stderr.isatty() else None)
-        data = rows(policy.decide(c) for c in containers)
+        data = rows(policy.decide(c, lookups) for c, lookups in containers)
     except AuditError as e:
         print(f"docker-covenant: error: {e}", file=sys.stderr)
         return ERROR

@@ -17,22 +17,46 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .reach import Lookups, clean_path, is_under, mounts, reaches, widen
+
 Container = Mapping[str, Any]
 Settings = Mapping[str, Any]
 
 # Options that name a security mechanism only to switch it off: a container
 # carrying nothing but these has no security option worth the name.
+# (A bare ``disable`` is ``label=disable`` to dockerd; ``writable-cgroups`` only weakens.)
 DISABLING_SECURITY_OPTS = frozenset(
-    {"seccomp=unconfined", "apparmor=unconfined", "label=disable", "systempaths=unconfined",
-     "no-new-privileges=false"}
+    {"seccomp=unconfined", "apparmor=unconfined", "label=disable", "disable", "systempaths=unconfined",
+     "no-new-privileges=false", "writable-cgroups", "writable-cgroups=true"}
 )
+# Go's strconv.ParseBool, which dockerd applies to ``no-new-privileges=VALUE``; any other
+# value makes dockerd refuse the container.
+GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 # Docker's default capability set (moby oci/caps/defaults.go).
 DOCKER_DEFAULT_CAPS = frozenset(
     {"CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID", "SETFCAP",
      "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE"}
 )
-SENSITIVE_HOST_DIRS = ("/", "/boot", "/dev", "/etc", "/lib", "/proc", "/sys", "/usr")
+# Every capability of Linux before 5.8 (CAP_CHOWN..CAP_AUDIT_READ): adding all of them by
+# name is adding ALL, whatever newer ones (PERFMON, BPF, CHECKPOINT_RESTORE) the kernel knows.
+ALL_CAPS = frozenset(
+    {"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+     "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+     "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+     "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL",
+     "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ"}
+)
+# The engine's own sockets and run directory: a bind of any of them, or of a directory
+# holding them (/run, /var/run, /), hands the container the engine.
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
+ENGINE_PATHS = (*DOCKER_SOCKETS, "/run/docker", "/var/run/docker")
+# CIS 5.5's eight and everything under them ("/" only as a bind of "/" itself, which
+# reaches everything), the merged-/usr links into /usr, the engine's data, root's home and
+# the engine's sockets. A bind reaches a path it contains too: /var reaches /var/lib/docker.
+SENSITIVE_HOST_PATHS = ("/", "/boot", "/dev", "/etc", "/lib", "/proc", "/sys", "/usr",
+                        "/bin", "/sbin", "/lib32", "/lib64", "/libx32",
+                        "/var/lib/docker", "/root", *ENGINE_PATHS)
 ROOT_USERS = ("", "root", "0")
 
 
@@ -52,6 +76,7 @@ class Setting:
     default: Any
     kind: str  # "bool" or "list"
     doc: str
+    paths: bool = False  # a list of absolute host paths
 
 
 @dataclass(frozen=True)
@@ -116,30 +141,66 @@ def security_opts(container: Container) -> list[str]:
     return [normalise_security_opt(o) for o in host_config(container).get("SecurityOpt") or []]
 
 
+def split_security_opt(option: str) -> tuple[str, str | None]:
+    """(key, value) exactly as dockerd cuts an option (daemon parseSecurityOpt): at the
+    first ``=``, else at the first ``:``; no trimming, no case folding."""
+    for sep in ("=", ":"):
+        if sep in option:
+            key, _, value = option.partition(sep)
+            return key, value
+    return option, None
+
+
+def no_new_privileges(container: Container) -> bool:
+    """Whether dockerd sets no-new-privileges: a bare ``no-new-privileges`` or a value Go's
+    ``strconv.ParseBool`` reads as true, the last occurrence winning. A value it cannot
+    read makes dockerd refuse the container; here it protects nothing."""
+    value = False
+    for option in host_config(container).get("SecurityOpt") or []:
+        key, raw = split_security_opt(str(option))
+        if key == "no-new-privileges":
+            value = raw is None or raw in GO_TRUE
+    return value
+
+
 def protective_security_opts(container: Container) -> list[str]:
-    return [o for o in security_opts(container) if o not in DISABLING_SECURITY_OPTS]
+    """The options that switch a protection on; no-new-privileges counts only when dockerd
+    reads it as true."""
+    opts = [o for o in security_opts(container) if o not in DISABLING_SECURITY_OPTS
+            and not o.startswith(("no-new-privileges", "writable-cgroups"))]
+    return opts + (["no-new-privileges"] if no_new_privileges(container) else [])
+
+
+def labels_disabled(container: Container) -> bool:
+    """SELinux labelling switched off: ``label=disable`` (``:`` or ``=``) or a bare ``disable``."""
+    return any(o in ("label=disable", "disable") for o in security_opts(container))
+
+
+def privileged_unless_allowed(c: Container, s: Settings) -> bool:
+    """Privileged, and the section does not allow it: then every host device, no seccomp,
+    no AppArmor and no /proc masks, whatever the other fields say (moby oci_linux.go)."""
+    return bool(host_config(c).get("Privileged")) and not s["privileged"]
+
+
+def effective_capabilities(container: Container) -> frozenset[str]:
+    """Docker's defaults (none after dropping ALL) less the drops, plus the adds."""
+    hc = host_config(container)
+    drop, add = capabilities(hc.get("CapDrop")), capabilities(hc.get("CapAdd"))
+    base = frozenset() if "ALL" in drop else DOCKER_DEFAULT_CAPS - drop
+    return base | add
 
 
 def bind_mounts(container: Container) -> list[Mapping[str, Any]]:
-    """Bind mounts as inspect lists them (``Mounts``), with ``Binds`` as a fallback for
-    configurations not started yet (``HostConfig.Binds``: ``src:dst[:opts]``)."""
-    mounts = [m for m in container.get("Mounts") or [] if m.get("Type") == "bind"]
-    if mounts or "Mounts" in container:
-        return mounts
-    out: list[Mapping[str, Any]] = []
-    for bind in host_config(container).get("Binds") or []:
-        parts = bind.split(":")
-        if len(parts) >= 2 and parts[0].startswith("/"):
-            opts = parts[2].split(",") if len(parts) > 2 else []
-            out.append({"Source": parts[0], "Destination": parts[1], "RW": "ro" not in opts,
-                        "Propagation": next((o for o in opts if "shared" in o or "slave" in o
-                                             or "private" in o), "")})
-    for m in host_config(container).get("Mounts") or []:
-        if m.get("Type") == "bind":
-            out.append({"Source": m.get("Source", ""), "Destination": m.get("Target", ""),
-                        "RW": not m.get("ReadOnly"),
-                        "Propagation": (m.get("BindOptions") or {}).get("Propagation", "")})
-    return out
+    """Host paths the container gets: bind mounts, and named volumes already resolved to
+    the paths they bind (see ``reach``); a configuration not created yet is read from
+    ``HostConfig.Binds``/``Mounts``."""
+    return [m for m in mounts(container) if m.get("Type") == "bind"]
+
+
+def host_source(mount: Mapping[str, Any]) -> str:
+    """The cleaned host path of a bind, naming the volume it came through if any."""
+    source = clean_path(str(mount.get("Source", "")))
+    return f"{source} (volume {mount['Name']})" if mount.get("Name") else source
 
 
 def port_bindings(container: Container) -> list[tuple[str, str, str]]:
@@ -149,15 +210,6 @@ def port_bindings(container: Container) -> list[tuple[str, str, str]]:
         for b in bindings or []:
             out.append((port, (b or {}).get("HostIp") or "", str((b or {}).get("HostPort") or "")))
     return out
-
-
-def _clean(path: str) -> str:
-    return posixpath.normpath(path) if path else path
-
-
-def _under(path: str, prefix: str) -> bool:
-    path, prefix = _clean(path), _clean(prefix)
-    return prefix in ("/", path) or path.startswith(prefix.rstrip("/") + "/")
 
 
 def _listed(items: Iterable[str]) -> str:
@@ -180,12 +232,17 @@ def _security_opt(c: Container, s: Settings) -> str | None:
 
 
 def _cap_add_all(c: Container, s: Settings) -> str | None:
-    return "" if "ALL" in capabilities(host_config(c).get("CapAdd")) and not s["privileged"] else None
+    if s["privileged"]:
+        return None
+    every = "ALL" in capabilities(host_config(c).get("CapAdd")) or effective_capabilities(c) >= ALL_CAPS
+    return "" if every else None
 
 
 def _apparmor(c: Container, s: Settings) -> str | None:
     if not s["apparmor_required"]:
         return None
+    if privileged_unless_allowed(c, s):
+        return " (unconfined: privileged)"
     profile = c.get("AppArmorProfile")
     opts = [o for o in security_opts(c) if o.startswith("apparmor=")]
     if profile is None:  # not started yet: judge the requested option
@@ -204,8 +261,9 @@ def _cap_add_extra(c: Container, s: Settings) -> str | None:
 def _sensitive_mounts(c: Container, s: Settings) -> str | None:
     if not s["sensitive_mounts_forbidden"]:
         return None
-    bad = {_clean(m.get("Source", "")) for m in bind_mounts(c)
-           if m.get("RW", True) and _clean(m.get("Source", "")) in SENSITIVE_HOST_DIRS}
+    sensitive = (*SENSITIVE_HOST_PATHS, *(s["sensitive_paths"] or []))
+    bad = {host_source(m) for m in bind_mounts(c)
+           if m.get("RW", True) and any(reaches(str(m.get("Source", "")), p) for p in sensitive)}
     return f": {_listed(bad)}" if bad else None
 
 
@@ -224,8 +282,12 @@ def _all_interfaces(c: Container, s: Settings) -> str | None:
 
 
 def _host_namespace(field: str, key: str) -> Callable[[Container, Settings], str | None]:
+    """``field`` is ``host``, directly or through the container it borrows the namespace of."""
     def check(c: Container, s: Settings) -> str | None:
-        return "" if s[key] and str(host_config(c).get(field) or "") == "host" else None
+        if not s[key] or str(host_config(c).get(field) or "") != "host":
+            return None
+        via = (c.get("Borrowed") or {}).get(field)
+        return f" (through container {via})" if via else ""
     return check
 
 
@@ -238,7 +300,10 @@ def _cpu(c: Container, s: Settings) -> str | None:
         return None
     hc = host_config(c)
     shares = hc.get("CpuShares") or 0
-    limited = (shares not in (0, 1024)) or hc.get("NanoCpus") or hc.get("CpuQuota") or hc.get("CpusetCpus")
+    # CIS 5.11 asks for shares; a CFS quota (--cpus, --cpu-quota > 0) caps CPU time harder.
+    # -1 is "no quota"; --cpuset-cpus pins without capping time on the CPUs it lists.
+    quota = (hc.get("NanoCpus") or 0) > 0 or (hc.get("CpuQuota") or 0) > 0
+    limited = (shares > 0 and shares != 1024) or quota
     return None if limited else ""
 
 
@@ -261,7 +326,12 @@ def _restart(c: Container, s: Settings) -> str | None:
 def _devices(c: Container, s: Settings) -> str | None:
     if not s["host_devices_forbidden"]:
         return None
-    devices = {d.get("PathOnHost", "") for d in host_config(c).get("Devices") or []}
+    hc = host_config(c)
+    devices = {d.get("PathOnHost", "") for d in hc.get("Devices") or []}
+    devices |= {f"cgroup rule '{r}'" for r in hc.get("DeviceCgroupRules") or []}
+    devices |= {f"device request {r.get('Driver') or 'default'}" for r in hc.get("DeviceRequests") or []}
+    if privileged_unless_allowed(c, s):
+        devices.add("all (privileged)")
     return f": {_listed(devices)}" if devices else None
 
 
@@ -273,7 +343,11 @@ def _shared_propagation(c: Container, s: Settings) -> str | None:
 
 
 def _seccomp_unconfined(c: Container, s: Settings) -> str | None:
-    return "" if s["seccomp_unconfined_forbidden"] and "seccomp=unconfined" in security_opts(c) else None
+    if not s["seccomp_unconfined_forbidden"]:
+        return None
+    if privileged_unless_allowed(c, s):
+        return " (privileged)"
+    return "" if "seccomp=unconfined" in security_opts(c) else None
 
 
 def _cgroup_parent(c: Container, s: Settings) -> str | None:
@@ -284,8 +358,7 @@ def _cgroup_parent(c: Container, s: Settings) -> str | None:
 def _no_new_privileges(c: Container, s: Settings) -> str | None:
     if not s["no_new_privileges_required"]:
         return None
-    opts = security_opts(c)
-    return None if "no-new-privileges" in opts or "no-new-privileges=true" in opts else ""
+    return None if no_new_privileges(c) else ""
 
 
 def _healthcheck(c: Container, s: Settings) -> str | None:
@@ -303,13 +376,16 @@ def _pids_limit(c: Container, s: Settings) -> str | None:
 def _docker_socket(c: Container, s: Settings) -> str | None:
     if not s["docker_socket_forbidden"]:
         return None
-    found = {_clean(m.get("Source", "")) for m in bind_mounts(c) if _is_docker_socket(m)}
+    found = {host_source(m) for m in bind_mounts(c) if _is_docker_socket(m)}
     return f": {_listed(found)}" if found else None
 
 
 def _is_docker_socket(mount: Mapping[str, Any]) -> bool:
-    source, target = _clean(mount.get("Source", "")), _clean(mount.get("Destination", ""))
-    return source in DOCKER_SOCKETS or target in DOCKER_SOCKETS or posixpath.basename(source) == "docker.sock"
+    """The engine's socket or run directory, or a directory holding them, or anything
+    named ``docker.sock``, or a bind onto the container's own socket path."""
+    source, target = clean_path(mount.get("Source", "")), clean_path(mount.get("Destination", ""))
+    return (any(reaches(source, p) for p in ENGINE_PATHS) or target in DOCKER_SOCKETS
+            or posixpath.basename(source) == "docker.sock")
 
 
 def _root_user(c: Container, s: Settings) -> str | None:
@@ -329,8 +405,38 @@ def _bind_prefixes(c: Container, s: Settings) -> str | None:
     prefixes = s["bind_mount_prefixes"]
     if prefixes is None:
         return None
-    bad = {m.get("Source", "") for m in bind_mounts(c)
-           if not any(_under(m.get("Source", ""), p) for p in prefixes)}
+    bad = {host_source(m) for m in bind_mounts(c)
+           if not any(is_under(str(m.get("Source", "")), p) for p in prefixes)}
+    return f": {_listed(bad)}" if bad else None
+
+
+def _selinux_disabled(c: Container, s: Settings) -> str | None:
+    """An asked-for ``label=disable``. dockerd adds it itself to a privileged, ``--pid=host``
+    or ``--ipc=host`` container (moby daemon/create.go), which CV001/CV011/CV012 judge."""
+    hc = host_config(c)
+    engine_added = hc.get("Privileged") or "host" in (hc.get("PidMode"), hc.get("IpcMode"))
+    return "" if s["selinux_disable_forbidden"] and not engine_added and labels_disabled(c) else None
+
+
+def _ulimits(c: Container, s: Settings) -> str | None:
+    names = {str(u.get("Name") or "") for u in host_config(c).get("Ulimits") or []}
+    return f": {_listed(names)}" if s["ulimit_override_forbidden"] and names else None
+
+
+def _proc_unmasked(c: Container, s: Settings) -> str | None:
+    """``systempaths=unconfined`` (the CLI sends ``MaskedPaths: []``, ``ReadonlyPaths: []``)
+    or a privileged container: /proc/sys writable, /proc/kcore and the rest readable. A
+    configuration that leaves them unset (null) gets dockerd's defaults."""
+    if not s["proc_unmasked_forbidden"]:
+        return None
+    if privileged_unless_allowed(c, s):
+        return ": all (privileged)"
+    hc, bad = host_config(c), set()
+    readonly, masked = hc.get("ReadonlyPaths"), hc.get("MaskedPaths")
+    if readonly is not None and not any(is_under("/proc/sys", p) for p in readonly):
+        bad.add("/proc/sys writable")
+    if masked is not None and not any(is_under("/proc/kcore", p) for p in masked):
+        bad.add("/proc/kcore unmasked")
     return f": {_listed(bad)}" if bad else None
 
 
@@ -365,13 +471,14 @@ CATALOGUE: tuple[Check, ...] = (
     Check("CV009", "Host ports bound to a specific interface", "5.13", "host_ip_required",
           _all_interfaces, "{name}: port published on all host interfaces{detail}"),
     Check("CV010", "Host network namespace not shared", "5.9", "host_network_forbidden",
-          _host_namespace("NetworkMode", "host_network_forbidden"), "{name}: host network namespace shared"),
+          _host_namespace("NetworkMode", "host_network_forbidden"),
+          "{name}: host network namespace shared{detail}"),
     Check("CV011", "Host PID namespace not shared", "5.15", "host_pid_forbidden",
-          _host_namespace("PidMode", "host_pid_forbidden"), "{name}: host PID namespace shared"),
+          _host_namespace("PidMode", "host_pid_forbidden"), "{name}: host PID namespace shared{detail}"),
     Check("CV012", "Host IPC namespace not shared", "5.16", "host_ipc_forbidden",
-          _host_namespace("IpcMode", "host_ipc_forbidden"), "{name}: host IPC namespace shared"),
+          _host_namespace("IpcMode", "host_ipc_forbidden"), "{name}: host IPC namespace shared{detail}"),
     Check("CV013", "Host UTS namespace not shared", "5.20", "host_uts_forbidden",
-          _host_namespace("UTSMode", "host_uts_forbidden"), "{name}: host UTS namespace shared"),
+          _host_namespace("UTSMode", "host_uts_forbidden"), "{name}: host UTS namespace shared{detail}"),
     Check("CV014", "Host user namespace not shared", "5.30", "host_userns_forbidden",
           _host_namespace("UsernsMode", "host_userns_forbidden"), "{name}: host user namespace shared"),
     Check("CV015", "Memory limit set", "5.10", "memory_limit_required",
@@ -387,7 +494,7 @@ CATALOGUE: tuple[Check, ...] = (
     Check("CV020", "Mount propagation not shared", "5.19", "shared_propagation_forbidden",
           _shared_propagation, "{name}: shared mount propagation{detail}"),
     Check("CV021", "Seccomp profile not disabled", "5.21", "seccomp_unconfined_forbidden",
-          _seccomp_unconfined, "{name}: seccomp unconfined"),
+          _seccomp_unconfined, "{name}: seccomp unconfined{detail}"),
     Check("CV022", "No custom cgroup parent", "5.24", "cgroup_parent_forbidden",
           _cgroup_parent, "{name}: cgroup parent set{detail}"),
     Check("CV023", "no-new-privileges set", "5.25", "no_new_privileges_required",
@@ -404,6 +511,13 @@ CATALOGUE: tuple[Check, ...] = (
           _bind_prefixes, "{name}: bind mount outside the allowed host paths{detail}"),
     Check("CV029", "Image from an allowed reference", None, "allowed_images",
           _image, "{name}: image not allowed{detail}"),
+    # CV030 is the authorization plugin's (managed plugins, covenant/authz/widen.py).
+    Check("CV031", "SELinux labelling not disabled (label=disable)", "5.2", "selinux_disable_forbidden",
+          _selinux_disabled, "{name}: SELinux labels disabled"),
+    Check("CV032", "Default ulimits not overridden (--ulimit)", "5.18", "ulimit_override_forbidden",
+          _ulimits, "{name}: ulimits overridden{detail}"),
+    Check("CV033", "Kernel paths under /proc masked and read-only (no systempaths=unconfined)", None,
+          "proc_unmasked_forbidden", _proc_unmasked, "{name}: /proc paths unmasked{detail}"),
 )
 CHECKS: Mapping[str, Check] = {c.id: c for c in CATALOGUE}
 
@@ -415,8 +529,11 @@ SETTINGS: Mapping[str, Setting] = {s.name: s for s in (
     Setting("apparmor_required", False, _B, "require an AppArmor profile other than unconfined"),
     Setting("no_added_capabilities", False, _B, "forbid --cap-add beyond Docker's default set"),
     Setting("allowed_capabilities", [], "list", "capabilities --cap-add may add anyway"),
-    Setting("sensitive_mounts_forbidden", False, _B, "forbid read-write bind mounts of /, /boot, /dev, "
-            "/etc, /lib, /proc, /sys, /usr"),
+    Setting("sensitive_mounts_forbidden", False, _B, "forbid read-write bind mounts that reach /, /boot, "
+            "/dev, /etc, /lib, /proc, /sys, /usr (and under them), /var/lib/docker, /root, the engine's "
+            "sockets"),
+    Setting("sensitive_paths", [], "list", "host paths CV007 treats as sensitive too (and under them)",
+            paths=True),
     Setting("privileged_ports_forbidden", False, _B, "forbid publishing host ports below 1024"),
     Setting("host_ip_required", False, _B, "forbid publishing ports on all host interfaces"),
     Setting("host_network_forbidden", False, _B, "forbid --network=host"),
@@ -425,11 +542,11 @@ SETTINGS: Mapping[str, Setting] = {s.name: s for s in (
     Setting("host_uts_forbidden", False, _B, "forbid --uts=host"),
     Setting("host_userns_forbidden", False, _B, "forbid --userns=host"),
     Setting("memory_limit_required", False, _B, "require --memory"),
-    Setting("cpu_limit_required", False, _B, "require --cpu-shares, --cpus, --cpu-quota or --cpuset-cpus"),
+    Setting("cpu_limit_required", False, _B, "require --cpu-shares (not 1024), --cpus or --cpu-quota"),
     Setting("read_only_required", False, _B, "require --read-only"),
     Setting("restart_policy_limited", False, _B, "forbid restart policies other than no or "
             "on-failure with 1-5 retries"),
-    Setting("host_devices_forbidden", False, _B, "forbid --device"),
+    Setting("host_devices_forbidden", False, _B, "forbid --device, --device-cgroup-rule, --gpus"),
     Setting("shared_propagation_forbidden", False, _B, "forbid shared/rshared mount propagation"),
     Setting("seccomp_unconfined_forbidden", False, _B, "forbid --security-opt seccomp=unconfined"),
     Setting("cgroup_parent_forbidden", False, _B, "forbid --cgroup-parent"),
@@ -438,9 +555,14 @@ SETTINGS: Mapping[str, Setting] = {s.name: s for s in (
     Setting("pids_limit_required", False, _B, "require --pids-limit"),
     Setting("docker_socket_forbidden", False, _B, "forbid mounting the Docker socket"),
     Setting("non_root_required", False, _B, "forbid running as root (user unset, root, 0, 00, +0)"),
-    Setting("bind_mount_prefixes", None, "list", "host paths bind mounts may come from (unset: any)"),
+    Setting("bind_mount_prefixes", None, "list", "host paths bind mounts may come from (unset: any)",
+            paths=True),
     Setting("allowed_images", None, "list", "image reference globs allowed (unset: any)"),
     Setting("digests_only", False, _B, "require images pinned by digest (@sha256:...)"),
+    Setting("selinux_disable_forbidden", False, _B, "forbid --security-opt label=disable"),
+    Setting("ulimit_override_forbidden", False, _B, "forbid --ulimit"),
+    Setting("proc_unmasked_forbidden", False, _B, "forbid --security-opt systempaths=unconfined "
+            "(empty MaskedPaths/ReadonlyPaths)"),
 )}
 DEFAULTS: Mapping[str, Any] = {name: s.default for name, s in SETTINGS.items()}
 ORIGINAL_KEYS = ("privileged", "cap_drop_required", "security_opt_required")
@@ -454,17 +576,20 @@ _STRICT_ON = {key: True for key in (
     "host_network_forbidden", "host_pid_forbidden", "host_ipc_forbidden", "host_uts_forbidden",
     "host_userns_forbidden", "host_devices_forbidden", "shared_propagation_forbidden",
     "seccomp_unconfined_forbidden", "cgroup_parent_forbidden", "no_new_privileges_required",
-    "pids_limit_required", "memory_limit_required", "docker_socket_forbidden", "non_root_required")}
+    "pids_limit_required", "memory_limit_required", "docker_socket_forbidden", "non_root_required",
+    "selinux_disable_forbidden", "proc_unmasked_forbidden")}
 PROFILES: Mapping[str, Mapping[str, Any]] = {
     "original": {},
-    "cis": _CIS_ON,
+    "cis": {**_CIS_ON, "proc_unmasked_forbidden": True},  # /proc/sys writable walks past 5.x
     "strict": _STRICT_ON,
 }
 
 
-def evaluate(container: Container, settings: Settings,
-             waived: Iterable[str] = ()) -> tuple[tuple[Violation, ...], tuple[Violation, ...]]:
-    """(violations, waived violations) of one container, in catalogue order."""
+def evaluate(container: Container, settings: Settings, waived: Iterable[str] = (),
+             lookups: Lookups | None = None) -> tuple[tuple[Violation, ...], tuple[Violation, ...]]:
+    """(violations, waived violations) of one container, in catalogue order, judged on
+    what it can reach (``reach.widen``: volumes resolved, borrowed namespaces followed)."""
     waive = set(waived)
-    found = [v for v in (check(container, settings) for check in CATALOGUE) if v is not None]
+    reached = widen(container, lookups)
+    found = [v for v in (check(reached, settings) for check in CATALOGUE) if v is not None]
     return (tuple(v for v in found if v.check not in waive), tuple(v for v in found if v.check in waive))

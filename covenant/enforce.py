@@ -22,6 +22,7 @@ from docker import APIClient
 from .logs import fields
 from .metrics import Metrics
 from .policy import Decision, Policy
+from .reach import Lookups, references
 
 T = TypeVar("T")
 RECENT = 4096  # (id, StartedAt) pairs remembered to decide each start only once
@@ -90,7 +91,7 @@ class Enforcer:
             return None
         if not self._first_time(data) and not again:
             return None
-        decision = policy.decide(data)
+        decision = policy.decide(data, look_up(self.api, data))
         self.metrics.evaluated.inc()
         self.metrics.evaluation_seconds.observe(time.monotonic() - received)
         self._record(policy, decision, received)
@@ -164,6 +165,37 @@ class Enforcer:
     def _outcome(self, decision: Decision, base: dict[str, str], level: int, text: str, action: str) -> None:
         self.metrics.actions.labels(action).inc()
         self.log.log(level, "%s: %s", decision.name, text, extra=fields(**base, COVENANT_ACTION=action))
+
+
+MAX_REFERENCED = 8  # containers followed through container:X / --volumes-from chains
+
+
+def look_up(api: APIClient, container: dict[str, Any]) -> Lookups:
+    """The engine's answers the core needs about this container (``reach.references``):
+    each local named volume it mounts, and each container it borrows a namespace or volumes
+    from (and those containers' own references, a few hops deep). Nothing referenced means
+    no call at all; a volume or container gone meanwhile is left out."""
+    containers: dict[str, Any] = {}
+    names, pending = references(container)
+    while pending and len(containers) < MAX_REFERENCED:
+        ref = pending.pop(0)
+        if ref in containers or (other := _found(api.inspect_container, ref)) is None:
+            continue
+        containers[ref] = other
+        more_names, more_refs = references(other)
+        pending += more_refs
+        if "Mounts" not in container:  # not created yet: --volumes-from brings these volumes
+            names += more_names
+    volumes = {n: v for n in dict.fromkeys(names) if (v := _found(api.inspect_volume, n)) is not None}
+    return Lookups(volumes=volumes, containers=containers)
+
+
+def _found(call: Callable[[str], Any], ref: str) -> Any:
+    """The engine's answer, or None if the object no longer exists."""
+    try:
+        return _retrying(call, ref)
+    except docker.errors.NotFound:
+        return None
 
 
 def _retrying(call: Callable[..., T], *args: Any, attempts: int = 4, **kwargs: Any) -> T:

@@ -28,6 +28,7 @@ from .checks import (
     container_name,
     evaluate,
 )
+from .reach import Lookups
 
 CONFIG_SEARCH_PATH = (Path("docker-covenant.yml"), Path("/etc/docker-covenant/docker-covenant.yml"))
 MODES = ("enforce", "warn")
@@ -143,10 +144,12 @@ class Policy:
         """The settings of a container known only by its name."""
         return self.resolve({"Name": name})[0]
 
-    def decide(self, container: Container) -> Decision:
-        """The single evaluator every entry point uses."""
+    def decide(self, container: Container, lookups: Lookups | None = None) -> Decision:
+        """The single evaluator every entry point uses. ``lookups`` are the engine's answers
+        about the volumes and containers this one references (``reach.references``); without
+        them the container is judged on its own inspect data."""
         settings, waived = self.resolve(container)
-        violations, waived_violations = evaluate(container, settings, waived)
+        violations, waived_violations = evaluate(container, settings, waived, lookups)
         return Decision(
             container_id=str(container.get("Id", "")),
             name=container_name(container),
@@ -323,11 +326,12 @@ def _section(path: str, line: int | None, key: str, value: Any, selector: tuple[
             raise PolicyError(path, key_line, f"{key}: unknown key {name!r} (known: "
                               + ", ".join([*SETTINGS, "waive"]) + ")")
         else:
-            settings[name] = _setting(path, key_line, f"{key}.{name}", SETTINGS[name].kind, setting)
+            settings[name] = _setting(path, key_line, f"{key}.{name}", SETTINGS[name].kind, setting,
+                                      SETTINGS[name].paths)
     return Section(key, kind, pattern, settings, waive, order)
 
 
-def _setting(path: str, line: int | None, where: str, kind: str, value: Any) -> Any:
+def _setting(path: str, line: int | None, where: str, kind: str, value: Any, paths: bool = False) -> Any:
     if kind == "bool":
         if not isinstance(value, bool):
             raise PolicyError(path, line, f"{where}: expected yes or no, got {value!r}")
@@ -336,6 +340,9 @@ def _setting(path: str, line: int | None, where: str, kind: str, value: Any) -> 
         return None
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise PolicyError(path, line, f"{where}: expected a list of strings, got {value!r}")
+    relative = [v for v in value if not v.startswith("/")] if paths else []
+    if relative:
+        raise PolicyError(path, line, f"{where}: expected absolute host paths, got {relative[0]!r}")
     return list(value)
 
 

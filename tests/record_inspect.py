@@ -1,19 +1,24 @@
 """Re-record tests/data/inspect.json: ``python tests/record_inspect.py`` (needs root and docker.io).
 
-Creates (does not start) one container per configuration on a private dockerd and
-saves what ``docker inspect`` says of it, so the pure-policy unit tests read the
-engine's real output rather than JSON written by hand.
+Runs one container per configuration on a private dockerd and saves what ``docker
+inspect`` says of it while it runs, so the pure-policy unit tests read the engine's real
+output for a started container (``Mounts``, ``AppArmorProfile``, ``State``) rather than JSON
+written by hand or a container that was only created.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import subprocess
 import sys
+import tarfile
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harness import IMAGE, PrivateDockerd, busybox_image
+from harness import IMAGE, PrivateDockerd, busybox_tar
 
 CASES = {
     "default": {},
@@ -52,29 +57,55 @@ PORTS = {"ports-loopback": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080
                         "53/udp": [{"HostIp": "::", "HostPort": ""}]}}
 
 
+def image_with_passwd(client: Any) -> None:
+    """The tests' busybox image (same tag) plus an /etc/passwd, so ``--user root`` starts."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        busybox_tar(tar)
+        passwd = b"root:x:0:0:root:/root:/bin/sh\n"
+        info = tarfile.TarInfo("etc/passwd")
+        info.size = len(passwd)
+        tar.addfile(info, io.BytesIO(passwd))
+    repo, _, tag = IMAGE.partition(":")
+    client.api.import_image_from_data(buf.getvalue(), repository=repo, tag=tag)
+
+
+def running(client: Any, container_id: str) -> dict[str, Any]:
+    """The inspect of a started container, then the container removed."""
+    data: dict[str, Any] = client.api.inspect_container(container_id)
+    if not data["State"]["Running"]:
+        raise RuntimeError(f"{data['Name']} did not start: {data['State']}")
+    client.api.remove_container(container_id, force=True)
+    return data
+
+
 def main() -> None:
     for path in ("/srv/data", "/srv/shared"):
         Path(path).mkdir(parents=True, exist_ok=True)
+    # rshared needs a shared mount to start (this host's / is private): a tmpfs of our own
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/srv/shared"], check=True)
+    subprocess.run(["mount", "--make-shared", "/srv/shared"], check=True)
     daemon = PrivateDockerd()
     try:
         daemon.start()
         client = daemon.client()
-        busybox_image(client)
+        image_with_passwd(client)
         recorded = {}
         for case, options in CASES.items():
             create = {"network_mode": "none", **options}
-            c = client.containers.create(IMAGE, ["sleep", "1"], name=case, **create)
-            recorded[case] = client.api.inspect_container(c.id)
+            c = client.containers.run(IMAGE, ["sleep", "3600"], name=case, detach=True, **create)
+            recorded[case] = running(client, c.id)
         for case, bindings in PORTS.items():
-            c = client.containers.create(IMAGE, ["sleep", "1"], name=case, network_mode="none",
-                                         cap_drop=["ALL"], security_opt=["no-new-privileges"])
-            recorded[case] = client.api.inspect_container(c.id)
+            c = client.containers.run(IMAGE, ["sleep", "3600"], name=case, network_mode="none", detach=True,
+                                      cap_drop=["ALL"], security_opt=["no-new-privileges"])
+            recorded[case] = running(client, c.id)
             recorded[case]["HostConfig"]["PortBindings"] = bindings
         out = Path(__file__).parent / "data" / "inspect.json"
         out.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
         print(f"recorded {len(recorded)} containers in {out}")
     finally:
         daemon.stop()
+        subprocess.run(["umount", "-l", "/srv/shared"], check=False)
         for path in ("/srv/data", "/srv/shared"):
             with contextlib.suppress(OSError):
                 Path(path).rmdir()

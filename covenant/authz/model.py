@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import copy
 import fnmatch
-import posixpath
 from collections.abc import Iterable
 from typing import Any
 
+from .. import reach
 from .gojson import plain
 from .route import version_less
 
@@ -33,7 +33,7 @@ def container_of_create(body: dict[str, Any], name: str) -> dict[str, Any]:
     if (inner is not None or top is not None) and body.get("Cpuset") and not hc.get("CpusetCpus"):
         hc["CpusetCpus"] = body["Cpuset"]
     if hc.get("Mounts"):
-        hc["Mounts"] = widen_volume_mounts(hc["Mounts"])
+        hc["Mounts"] = reach.widen_volume_mounts(hc["Mounts"])
     return {"Id": "", "Name": "/" + name.lstrip("/"),
             "Config": {"Image": config.get("Image", ""), "User": config.get("User", ""),
                        "Labels": config.get("Labels") or {}, "Healthcheck": config.get("Healthcheck")},
@@ -107,7 +107,7 @@ def container_of_service(name: str, spec: dict[str, Any], host_network: bool, ap
         "GroupAdd": cs.get("Groups"), "SecurityOpt": service_security_opts(privileges),
         "Memory": limits.get("MemoryBytes", 0), "NanoCpus": limits.get("NanoCPUs", 0),
         "PidsLimit": limits["Pids"] if limits.get("Pids", 0) > 0 else None, "Ulimits": cs.get("Ulimits"),
-        "Mounts": widen_volume_mounts(cs.get("Mounts") or []),
+        "Mounts": reach.widen_volume_mounts(cs.get("Mounts") or []),
         "PortBindings": service_ports(spec),
     }
     if host_network:
@@ -156,44 +156,7 @@ def service_security_opts(privileges: dict[str, Any]) -> list[str]:
     return opts
 
 
-def volume_sources(driver: str, options: dict[str, str]) -> list[dict[str, Any]]:
-    """The host paths a local volume mounts, as bind mounts (moby volume/local and
-    moby/sys/mount: an ``o`` token ``bind``/``rbind`` binds ``device`` whatever ``type``
-    says, ``ro`` makes it read-only; overlay's ``lowerdir``/``upperdir`` are host paths;
-    any other absolute ``device`` (a block device) is host storage). A relative device
-    resolves against dockerd's working directory, ``/`` under systemd."""
-    if driver not in ("", "local"):
-        return []
-    tokens = [t for t in str(options.get("o") or "").split(",") if t]
-    device, kind = str(options.get("device") or ""), str(options.get("type") or "")
-    read_only = "ro" in tokens
-
-    def bind(path: str, ro: bool = read_only) -> dict[str, Any]:
-        return {"Type": "bind", "Source": posixpath.join("/", path), "Destination": "/", "RW": not ro,
-                "Propagation": ""}
-
-    if {"bind", "rbind"} & set(tokens):
-        return [] if device in ("", "none") else [bind(device)]
-    if kind == "overlay":
-        dirs = [t.partition("=") for t in tokens]
-        return [bind(p, ro=key == "lowerdir") for key, _, v in dirs if key in ("lowerdir", "upperdir")
-                for p in v.split(":") if p]
-    if device.startswith("/") and kind not in NETWORK_FILESYSTEMS:
-        return [bind(device)]
-    return []
-
-
-NETWORK_FILESYSTEMS = frozenset({"tmpfs", "nfs", "nfs4", "cifs", "smb3", "ceph", "glusterfs"})
-
-
-def widen_volume_mounts(mounts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``Mounts`` entries of type volume whose inline driver options bind a host path,
-    rewritten as the bind mounts they are (the volume is created with those options)."""
-    out = []
-    for m in mounts:
-        driver = (m.get("VolumeOptions") or {}).get("DriverConfig") or {}
-        binds = volume_sources(str(driver.get("Name") or ""), driver.get("Options") or {}) \
-            if m.get("Type") == "volume" and driver else []
-        out += [{"Type": "bind", "Source": b["Source"], "Target": m.get("Target", ""),
-                 "ReadOnly": bool(m.get("ReadOnly")) or not b["RW"]} for b in binds] or [m]
-    return out
+# Moved to the core (covenant/reach.py), which the events daemon and ``audit`` share;
+# kept under these names for the plugin's handlers.
+volume_sources = reach.volume_sources
+widen_volume_mounts = reach.widen_volume_mounts
