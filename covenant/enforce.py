@@ -13,16 +13,18 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, TypeVar
 
 import docker.errors
 import requests
 from docker import APIClient
 
+from . import lookups
 from .logs import fields
 from .metrics import Metrics
 from .policy import Decision, Policy
-from .reach import Lookups, references
+from .reach import Lookups
 
 T = TypeVar("T")
 RECENT = 4096  # (id, StartedAt) pairs remembered to decide each start only once
@@ -167,27 +169,11 @@ class Enforcer:
         self.log.log(level, "%s: %s", decision.name, text, extra=fields(**base, COVENANT_ACTION=action))
 
 
-MAX_REFERENCED = 8  # containers followed through container:X / --volumes-from chains
-
-
 def look_up(api: APIClient, container: dict[str, Any]) -> Lookups:
-    """The engine's answers the core needs about this container (``reach.references``):
-    each local named volume it mounts, and each container it borrows a namespace or volumes
-    from (and those containers' own references, a few hops deep). Nothing referenced means
-    no call at all; a volume or container gone meanwhile is left out."""
-    containers: dict[str, Any] = {}
-    names, pending = references(container)
-    while pending and len(containers) < MAX_REFERENCED:
-        ref = pending.pop(0)
-        if ref in containers or (other := _found(api.inspect_container, ref)) is None:
-            continue
-        containers[ref] = other
-        more_names, more_refs = references(other)
-        pending += more_refs
-        if "Mounts" not in container:  # not created yet: --volumes-from brings these volumes
-            names += more_names
-    volumes = {n: v for n in dict.fromkeys(names) if (v := _found(api.inspect_volume, n)) is not None}
-    return Lookups(volumes=volumes, containers=containers)
+    """What the core needs to know about the volumes and containers this one references,
+    asked of the engine (a volume or container gone meanwhile is left out)."""
+    return lookups.look_up(container, partial(_found, api.inspect_container),
+                           partial(_found, api.inspect_volume))
 
 
 def _found(call: Callable[[str], Any], ref: str) -> Any:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from covenant.authz import decide_request
+from covenant.authz.engine import EngineLookupError, EngineNotFoundError
 from covenant.authz.gojson import AmbiguousError, DecodeError, decode, fold, plain
 from covenant.authz.model import container_of_create
 from covenant.authz.route import RouteError, route, version_less
@@ -28,12 +29,21 @@ RECORDED = json.loads((Path(__file__).parent / "data" / "inspect.json").read_tex
 class FakeEngine:
     """Answers with recorded inspect output; anything unknown raises, as dockerd's 404."""
 
-    def __init__(self, containers: dict | None = None, execs: dict | None = None) -> None:
+    def __init__(self, containers: dict | None = None, execs: dict | None = None,
+                 volumes: dict | None = None) -> None:
         self.containers = containers or {}
         self.execs = execs or {}
+        self.volumes = volumes or {}
 
     def container(self, ref):
+        if ref not in self.containers:
+            raise EngineNotFoundError(f"no such container: {ref}")
         return self.containers[ref]
+
+    def volume(self, name):
+        if name not in self.volumes:
+            raise EngineNotFoundError(f"no such volume: {name}")
+        return self.volumes[name]
 
     def exec(self, exec_id):
         return self.execs[exec_id]
@@ -199,7 +209,7 @@ def test_start_and_restart_decide_from_the_stored_container():
                 "http://x/v1.41/containers/b%61d/start"):
         got = decide(uri)
         assert not got.allow and got.violations[0].check == "CV001", uri
-    with pytest.raises(KeyError):  # a failed lookup raises: the server denies
+    with pytest.raises(EngineNotFoundError):  # a failed lookup raises: the server denies
         decide("/v1.41/containers/missing/start")
 
 
@@ -443,3 +453,37 @@ def test_requests_without_a_method_uri_or_readable_body_raise(request_):
 
 def test_reads_are_allowed():
     assert decide("/v1.41/containers/json", method="GET").allow
+
+
+ETC_VOLUME = {"Name": "etcvol", "Driver": "local", "Options": {"type": "none", "o": "bind", "device": "/etc"}}
+
+
+def test_the_plugin_resolves_volumes_and_referenced_containers_as_the_daemon_does():
+    """A named volume that binds /etc, or a namespace borrowed from a container that has
+    the host's, is judged for what it reaches, at create and at start alike."""
+    cis = parse_policy("profile: cis\n")
+    hostpid = {**named("compliant", "hostpid"), "HostConfig": {"PidMode": "host"}}
+    stored = {**named("compliant", "withvol"), "Mounts": [
+        {"Type": "volume", "Name": "etcvol", "Driver": "local", "Destination": "/x", "RW": True,
+         "Source": "/var/lib/docker/volumes/etcvol/_data"}]}
+    engine = FakeEngine(containers={"hostpid": hostpid, "withvol": stored}, volumes={"etcvol": ETC_VOLUME})
+
+    def checks(uri: str, body: str | None = None) -> set[str]:
+        return {v.check for v in decide_request(cis, req(uri, body), engine).violations}
+
+    create = '{"Image": "x", "HostConfig": {"Binds": ["etcvol:/x"]}}'
+    assert "CV007" in checks("/v1.41/containers/create?name=a", create)
+    assert "CV007" not in checks("/v1.41/containers/create?name=a", create.replace("etcvol", "fresh"))
+    assert "CV011" in checks("/v1.41/containers/create", '{"Image": "x", "HostConfig": {"PidMode": '
+                                                          '"container:hostpid"}}')
+    assert "CV007" in checks("/v1.41/containers/withvol/start")
+
+
+def test_a_lookup_that_fails_for_another_reason_than_not_found_is_a_deny():
+    class Broken(FakeEngine):
+        def volume(self, name):
+            raise EngineLookupError("timed out")
+
+    with pytest.raises(EngineLookupError):
+        decide_request(POLICY, req("/v1.41/containers/create", '{"Image": "x", "HostConfig": {"Binds": '
+                                                                '["v:/x"]}}'), Broken())

@@ -196,9 +196,11 @@ class Engine:
         return stored if case.reach(stored) else None
 
     def clean(self) -> None:
+        """Containers first, then volumes (a volume in use cannot be removed)."""
         for name in self.names:
             with contextlib.suppress(docker.errors.APIError):
                 self.client.api.remove_container(name, force=True)
+        for name in self.names:
             with contextlib.suppress(docker.errors.APIError):
                 self.client.api.remove_volume(name, force=True)
         self.names.clear()
@@ -432,3 +434,45 @@ def test_an_exec_as_root_into_a_non_root_container_never_runs(engines, plugin_po
     control.http.request("POST", f"/v1.41/exec/{exec_id}/start", b'{"Detach": true}', JSON)
     stored = control.client.api.exec_inspect(exec_id)
     assert stored["Running"] and uid_of(stored["Pid"]) == 0, (user, stored)
+
+
+# -- what a container reaches through a volume that already exists --
+
+def sees_host_etc(stored: dict[str, Any]) -> bool:
+    """The container's /x is the host's /etc (same device and inode)."""
+    if not stored["State"]["Running"]:
+        return False
+    try:
+        inside = os.stat(f"/proc/{stored['State']['Pid']}/root/x")
+    except OSError:
+        return False
+    etc = os.stat("/etc")
+    return (inside.st_dev, inside.st_ino) == (etc.st_dev, etc.st_ino)
+
+
+def test_a_named_volume_that_binds_etc_is_judged_at_create_and_at_start(engines, plugin_policy):
+    """The volume exists already (made while the plugin only warned): a create naming it is
+    refused for what the volume binds, and a container stored with it never starts. The
+    control runs a container that sees the host's /etc."""
+    guarded, control = engines
+    volume, name = unique("etcvol"), unique("withvol")
+    options = {"type": "none", "o": "bind", "device": "/etc"}
+    body = container(LOCKED + f', "Binds": ["{volume}:/x"]').encode()
+    plugin_policy(MOUNTS_POLICY + "mode: warn\n")
+    for engine in engines:
+        engine.client.api.create_volume(volume, "local", options)
+        engine.names.append(volume)
+    status, text = guarded.http.request("POST", f"/v1.41/containers/create?name={name}", body, JSON)
+    assert status == 201, text  # stored while only warned
+    guarded.names.append(name)
+    plugin_policy(MOUNTS_POLICY)
+    status, text = guarded.http.request("POST", f"/v1.41/containers/create?name={name}-2", body, JSON)
+    assert status == 403 and "[CV007]" in text and "/etc" in text, text
+    status, text = guarded.http.request("POST", f"/v1.41/containers/{name}/start")
+    assert status == 403 and "[CV007]" in text, text
+    assert guarded.client.api.inspect_container(name)["State"]["StartedAt"] == NEVER
+    # control: the same create and start give a container that sees the host's /etc
+    assert control.http.request("POST", f"/v1.41/containers/create?name={name}", body, JSON)[0] == 201
+    control.names.append(name)
+    assert control.http.request("POST", f"/v1.41/containers/{name}/start")[0] == 204
+    assert sees_host_etc(control.client.api.inspect_container(name))

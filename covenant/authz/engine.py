@@ -26,12 +26,17 @@ class EngineLookupError(Exception):
     """dockerd could not tell us (not found, timeout, no engine)."""
 
 
+class EngineNotFoundError(EngineLookupError):
+    """dockerd answered that there is no such object (404)."""
+
+
 class Engine(Protocol):
     def container(self, ref: str) -> dict[str, Any]: ...
     def exec(self, exec_id: str) -> dict[str, Any]: ...
     def plugin(self, ref: str) -> dict[str, Any]: ...
     def network(self, ref: str) -> dict[str, Any]: ...
     def service(self, ref: str) -> dict[str, Any]: ...
+    def volume(self, name: str) -> dict[str, Any]: ...
     def api_version(self) -> str: ...
 
 
@@ -93,7 +98,11 @@ class DockerEngine:
     def _get(self, path: str) -> dict[str, Any]:
         try:
             data = self._get_unix(path) if self.unix_path else self._get_docker_py(path)
+        except EngineLookupError:
+            raise
         except Exception as e:  # noqa: BLE001 - any failure is "unknown", and the caller denies
+            if getattr(getattr(e, "response", None), "status_code", None) == 404:
+                raise EngineNotFoundError(f"{type(e).__name__}: {e}") from None
             raise EngineLookupError(f"{type(e).__name__}: {e}") from None
         if not isinstance(data, dict):
             raise EngineLookupError(f"unexpected answer from dockerd for {path}")
@@ -130,8 +139,9 @@ class DockerEngine:
             else:
                 self.idle.put(conn)
             if response.status != 200:
-                raise EngineLookupError(f"dockerd answered {response.status} for {path}: "
-                                        f"{body[:200].decode(errors='replace').strip()}")
+                error = EngineNotFoundError if response.status == 404 else EngineLookupError
+                raise error(f"dockerd answered {response.status} for {path}: "
+                            f"{body[:200].decode(errors='replace').strip()}")
             return json.loads(body)
         raise EngineLookupError(f"no answer from dockerd for {path}")
 
@@ -149,6 +159,9 @@ class DockerEngine:
 
     def service(self, ref: str) -> dict[str, Any]:
         return self._get("/services/" + quote(ref, safe=""))
+
+    def volume(self, name: str) -> dict[str, Any]:
+        return self._get("/volumes/" + quote(name, safe=""))
 
     def api_version(self) -> str:
         """The engine's API version (what it can apply at all), asked once."""

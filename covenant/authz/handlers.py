@@ -15,12 +15,15 @@ import fnmatch
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from ..checks import Violation
+from ..lookups import look_up
 from ..policy import Policy
+from ..reach import Lookups
 from . import model, types
-from .engine import Engine
+from .engine import Engine, EngineNotFoundError
 from .gojson import AmbiguousError, DecodeError, GoType, decode
 from .route import Route, RouteError, route, version_less
 
@@ -96,6 +99,21 @@ class Request:
         return media in FORM_TYPES
 
 
+def lookups_of(engine: Engine, container: dict[str, Any]) -> Lookups:
+    """What the core needs about the volumes and containers ``container`` references,
+    asked of dockerd as the daemon asks it. An object that does not exist is left out
+    (dockerd makes a named volume afresh, and refuses a reference it cannot find); any
+    other failure raises, and the request is denied."""
+    return look_up(container, partial(_or_none, engine.container), partial(_or_none, engine.volume))
+
+
+def _or_none(find: Callable[[str], dict[str, Any]], ref: str) -> dict[str, Any] | None:
+    try:
+        return find(ref)
+    except EngineNotFoundError:
+        return None
+
+
 def verdict(violations: tuple[Violation, ...], name: str, kind: str) -> Verdict:
     if not violations:
         return Verdict(True, name=name, kind=kind)
@@ -115,7 +133,8 @@ def container_create(policy: Policy, req: Request, engine: Engine) -> Verdict:
     except MalformedRequestError as e:
         return Verdict(False, f"{name or '(unnamed)'}: container create: {e}", name, kind="create",
                        malformed=True)
-    decision = policy.decide(model.container_of_create(body, name))
+    container = model.container_of_create(body, name)
+    decision = policy.decide(container, lookups_of(engine, container))
     return verdict(decision.violations, decision.name or "(unnamed)", "create")
 
 
@@ -136,7 +155,7 @@ def container_start(policy: Policy, req: Request, engine: Engine) -> Verdict:
     stored = engine.container(ref)
     if fragile(ref, stored):
         return deny(FRAGILE.format(ref=ref, kind=kind), ref, kind)
-    decision = policy.decide(model.for_start(stored))
+    decision = policy.decide(model.for_start(stored), lookups_of(engine, stored))
     return verdict(decision.violations, decision.name, kind)
 
 
@@ -160,7 +179,7 @@ def container_update(policy: Policy, req: Request, engine: Engine) -> Verdict:
     stored = engine.container(ref)
     if fragile(ref, stored):
         return deny(FRAGILE.format(ref=ref, kind="update"), ref, "update")
-    decision = policy.decide(model.container_after_update(stored, update))
+    decision = policy.decide(model.container_after_update(stored, update), lookups_of(engine, stored))
     return verdict(decision.violations, decision.name, "update")
 
 
@@ -180,7 +199,7 @@ def container_rename(policy: Policy, req: Request, engine: Engine) -> Verdict:
     if fragile(ref, stored):
         return deny(FRAGILE.format(ref=ref, kind="rename"), ref, "rename")
     renamed = {**stored, "Name": f"/{new}"}
-    violations = policy.decide(model.for_start(renamed)).violations
+    violations = policy.decide(model.for_start(renamed), lookups_of(engine, stored)).violations
     exec_ids = stored.get("ExecIDs") or []
     settings = policy.resolve(renamed)[0]
     if exec_ids and (not settings["privileged"] or settings["non_root_required"]):

@@ -16,7 +16,7 @@ from ..policy import Policy
 from . import model, types
 from .engine import Engine, EngineLookupError
 from .gojson import plain
-from .handlers import Request, Verdict, deny, verdict
+from .handlers import Request, Verdict, deny, lookups_of, verdict
 
 
 def service(policy: Policy, req: Request, engine: Engine) -> Verdict:
@@ -42,7 +42,7 @@ def service(policy: Policy, req: Request, engine: Engine) -> Verdict:
     api = min((v for v in (req.route.version, engine.api_version()) if v),
               key=lambda v: [int(p) if p.isdigit() else 0 for p in v.split(".")])
     container = model.container_of_service(name, spec, host, api)
-    decision = policy.decide(container)
+    decision = policy.decide(container, lookups_of(engine, container))  # the volumes on this node
     return verdict(decision.violations, name, "service")
 
 
