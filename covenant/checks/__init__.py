@@ -1,0 +1,95 @@
+"""The check catalogue: pure functions from a container's configuration to violations.
+
+Every check reads the plain ``docker inspect`` dictionary of one container and the
+settings that the policy resolved for that container. Nothing here talks to Docker or
+logs: the same functions serve the events path, the start-up sweep, ``audit`` and the
+authorization plugin, so a decision can be reproduced from recorded JSON.
+
+CIS numbers are those of the CIS Docker Benchmark v1.3.1, section 5 (container runtime).
+
+The package splits by responsibility: ``model`` (the shapes), ``reading`` (the inspect
+fields as dockerd reads them), the checks grouped as ``privileges``, ``security``,
+``mounts``, ``host`` (namespaces, ports, devices), ``resources`` and ``image``, and
+``catalogue`` (the CVnnn table, the settings, the profiles and ``evaluate``). Every name
+is importable from ``covenant.checks`` itself.
+"""
+
+from __future__ import annotations
+
+from .catalogue import (
+    CATALOGUE,
+    CHECKS,
+    DEFAULTS,
+    ORIGINAL_KEYS,
+    PROFILES,
+    SETTINGS,
+    Check,
+    Setting,
+    evaluate,
+)
+from .model import Container, Settings, Violation
+from .mounts import DOCKER_SOCKETS, ENGINE_PATHS, SENSITIVE_HOST_PATHS
+from .privileges import ALL_CAPS, ROOT_USERS, is_root
+from .reading import (
+    DISABLING_SECURITY_OPTS,
+    DOCKER_DEFAULT_CAPS,
+    GO_FALSE,
+    GO_TRUE,
+    bind_mounts,
+    capabilities,
+    capability,
+    config,
+    container_name,
+    effective_capabilities,
+    host_config,
+    host_source,
+    labels_disabled,
+    no_new_privileges,
+    normalise_security_opt,
+    port_bindings,
+    privileged_unless_allowed,
+    protective_security_opts,
+    security_opts,
+    split_security_opt,
+)
+
+__all__ = [
+    "ALL_CAPS",
+    "CATALOGUE",
+    "CHECKS",
+    "DEFAULTS",
+    "DISABLING_SECURITY_OPTS",
+    "DOCKER_DEFAULT_CAPS",
+    "DOCKER_SOCKETS",
+    "ENGINE_PATHS",
+    "GO_FALSE",
+    "GO_TRUE",
+    "ORIGINAL_KEYS",
+    "PROFILES",
+    "ROOT_USERS",
+    "SENSITIVE_HOST_PATHS",
+    "SETTINGS",
+    "Check",
+    "Container",
+    "Setting",
+    "Settings",
+    "Violation",
+    "bind_mounts",
+    "capabilities",
+    "capability",
+    "config",
+    "container_name",
+    "effective_capabilities",
+    "evaluate",
+    "host_config",
+    "host_source",
+    "is_root",
+    "labels_disabled",
+    "no_new_privileges",
+    "normalise_security_opt",
+    "port_bindings",
+    "privileged_unless_allowed",
+    "protective_security_opts",
+    "security_opts",
+    "split_security_opt",
+]
