@@ -56,7 +56,8 @@ class AuthzPlugin:
             if method not in JUDGED_METHODS and not policy.log_requests:
                 return {"Allow": True}  # nothing to judge or order: the hot path of docker ps
             request = Request.from_authz(req)
-            cls = gate_class(request.method, request.route)
+            # in warn mode nothing is refused, so nothing needs ordering either
+            cls = gate_class(request.method, request.route) if policy.mode == "enforce" else None
             if cls and request.unseen_body():
                 # dockerd would read that body after we answer, for as long as the client
                 # takes, and the gate would hold every other start meanwhile
