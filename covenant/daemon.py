@@ -18,7 +18,7 @@ import docker
 from . import identity, logs
 from .authz import AuthzPlugin, DockerEngine
 from .enforce import Enforcer
-from .events import Watcher, reaudit
+from .events import Watcher, reaudit, reconcile
 from .metrics import Metrics, serve
 from .policy import Policy, PolicyError, load_policy, parse_address
 
@@ -81,6 +81,7 @@ class Daemon:
         self.enforcer: Enforcer | None = None
         self.watcher: Watcher | None = None
         self._reaudit: threading.Thread | None = None
+        self._reconcile: threading.Thread | None = None
         self._events_thread: threading.Thread | None = None
 
     # -- signals -------------------------------------------------------------------------
@@ -132,11 +133,11 @@ class Daemon:
     def _follow(self, api: docker.APIClient, own_id: str | None) -> None:
         self.enforcer = Enforcer(api, self.policy, self.log, own_id, self.metrics)
         self.watcher = Watcher(api, self.enforcer.submit, self.log, on_connected=self._on_connected,
-                               metrics=self.metrics)
+                               metrics=self.metrics, on_change=self.enforcer.submit_change)
         self._events_thread = threading.Thread(target=self.watcher.run, args=(self.stopping,),
                                                name="events", daemon=True)
         self._events_thread.start()
-        self._start_reaudit()
+        self._start_timers()
         beat = watchdog_interval()
         if beat:
             threading.Thread(target=self._watchdog, args=(beat,), name="watchdog", daemon=True).start()
@@ -153,7 +154,18 @@ class Daemon:
     def _on_connected(self) -> None:
         notify("READY=1\nSTATUS=" + self.status_line())
 
-    def _start_reaudit(self) -> None:
+    def _start_reconcile(self) -> None:
+        if self.policy.reconcile_interval and not (self._reconcile and self._reconcile.is_alive()):
+            assert self.watcher is not None and self.enforcer is not None
+            self._reconcile = threading.Thread(
+                target=reconcile, args=(self.watcher, self.enforcer.unjudged, self.enforcer.submit_again,
+                                        lambda: self.policy.reconcile_interval, self.stopping),
+                name="reconcile", daemon=True)
+            self._reconcile.start()
+
+    def _start_timers(self) -> None:
+        """Reconciliation and re-audit threads, if their interval is set (a reload may set it)."""
+        self._start_reconcile()
         if self.policy.reaudit_interval and not (self._reaudit and self._reaudit.is_alive()):
             assert self.watcher is not None and self.enforcer is not None
             self._reaudit = threading.Thread(
@@ -198,7 +210,7 @@ class Daemon:
             notify("READY=1\nSTATUS=" + self.status_line())
             return True
         self.enforcer.policy, self.enforcer.log, self.watcher.log = new, self.log, self.log
-        self._start_reaudit()
+        self._start_timers()
         try:
             self.watcher.sweep(self.enforcer.submit_again)
         except Exception as e:  # noqa: BLE001 - the reconnection sweep will cover it

@@ -46,14 +46,33 @@ class Enforcer:
         self._stop_pool = ThreadPoolExecutor(stop_workers, thread_name_prefix="stop")
         self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._lock = threading.Lock()
+        self._settled: set[str] = set()  # running containers judged and left running since their start
+        self._pending: set[str] = set()  # handed on, not yet evaluated, or being stopped
 
-    def submit(self, container_id: str, again: bool = False) -> None:
+    def submit(self, container_id: str, again: bool = False, running_only: bool = False) -> None:
         """Queue one container for evaluation; returns at once. ``again`` decides a start
-        that was already decided (a re-audit, a new policy)."""
-        self._evaluate_pool.submit(self._guarded, container_id, again, time.monotonic())
+        that was already decided (a re-audit, a new policy); ``running_only`` leaves a
+        container that is not running alone (a rename or update of a stopped one is
+        judged when it starts)."""
+        with self._lock:
+            self._pending.add(container_id)
+            if again:
+                self._settled.discard(container_id)
+        self._evaluate_pool.submit(self._guarded, container_id, again, time.monotonic(), running_only)
 
     def submit_again(self, container_id: str) -> None:
         self.submit(container_id, again=True)
+
+    def submit_change(self, container_id: str) -> None:
+        """A rename or update: the container is judged again as it is now, if it runs."""
+        self.submit(container_id, again=True, running_only=True)
+
+    def unjudged(self, running: list[str]) -> list[str]:
+        """Of these running containers, those neither judged and left running since their
+        start nor waiting to be judged. Forgets containers no longer running."""
+        with self._lock:
+            self._settled &= set(running)
+            return [c for c in running if c not in self._settled and c not in self._pending]
 
     def responsive(self, timeout: float) -> bool:
         """True if the evaluation pool runs a no-op within timeout (the watchdog's probe)."""
@@ -67,15 +86,18 @@ class Enforcer:
         self._evaluate_pool.shutdown(wait=True, cancel_futures=True)
         self._stop_pool.shutdown(wait=False, cancel_futures=True)
 
-    def _guarded(self, container_id: str, again: bool, received: float) -> None:
+    def _guarded(self, container_id: str, again: bool, received: float, running_only: bool = False) -> None:
         try:
-            self.evaluate(container_id, again, received)
+            self.evaluate(container_id, again, received, running_only)
         except Exception:  # a bug must cost one evaluation, never the daemon
             self.log.exception("%s: evaluation failed", container_id[:12],
                                extra=fields(CONTAINER_ID=container_id, COVENANT_ACTION="error"))
+        finally:
+            with self._lock:
+                self._pending.discard(container_id)
 
-    def evaluate(self, container_id: str, again: bool = False,
-                 received: float | None = None) -> Decision | None:
+    def evaluate(self, container_id: str, again: bool = False, received: float | None = None,
+                 running_only: bool = False) -> Decision | None:
         """Evaluate one container now; None when there was nothing to decide."""
         received = time.monotonic() if received is None else received
         policy = self.policy
@@ -86,7 +108,11 @@ class Enforcer:
             self.log.debug("%s: gone before it could be inspected", short,
                            extra=fields(CONTAINER_ID=container_id, COVENANT_ACTION="gone"))
             return None
+        state = data.get("State") or {}
+        if running_only and not (state.get("Running") or state.get("Paused") or state.get("Restarting")):
+            return None
         if self.own_id and data.get("Id") == self.own_id:
+            self._settle(str(data.get("Id")))
             self.log.debug("%s: this is docker-covenant's own container; never stopped",
                            data.get("Name", short).lstrip("/"),
                            extra=fields(CONTAINER_ID=container_id, COVENANT_ACTION="self"))
@@ -94,10 +120,16 @@ class Enforcer:
         if not self._first_time(data) and not again:
             return None
         decision = policy.decide(data, look_up(self.api, data))
+        if decision.allowed or policy.mode == "warn":
+            self._settle(decision.container_id)
         self.metrics.evaluated.inc()
         self.metrics.evaluation_seconds.observe(time.monotonic() - received)
         self._record(policy, decision, received)
         return decision
+
+    def _settle(self, container_id: str) -> None:
+        with self._lock:
+            self._settled.add(container_id)
 
     def _first_time(self, data: dict[str, Any]) -> bool:
         """A start seen both by the sweep and by the events stream is decided once."""
@@ -137,6 +169,8 @@ class Enforcer:
         if policy.action == "kill":
             self._stop(decision, None, base, received)
         else:
+            with self._lock:
+                self._pending.add(decision.container_id)
             self._stop_pool.submit(self._stop, decision, policy.stop_timeout, base, received)
 
     def _note(self, decision: Decision, action: str) -> None:
@@ -163,6 +197,10 @@ class Enforcer:
                               "failed")
         except Exception as e:  # noqa: BLE001 - a lost connection must be said, not raised
             self._outcome(decision, base, logging.ERROR, f"failed to stop container: {e}", "failed")
+        finally:
+            if timeout is not None:
+                with self._lock:
+                    self._pending.discard(decision.container_id)
 
     def _outcome(self, decision: Decision, base: dict[str, str], level: int, text: str, action: str) -> None:
         self.metrics.actions.labels(action).inc()

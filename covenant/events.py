@@ -22,7 +22,8 @@ from docker import APIClient
 
 from .metrics import Metrics
 
-START_FILTER = {"type": "container", "event": "start"}
+EVENT_FILTER = {"type": "container", "event": ["start", "rename", "update"]}
+CHANGES = frozenset({"rename", "update"})  # a running container judged again
 SEEN = 4096  # (id, timeNano) of recent events, to drop the ones a resume replays
 REPLAY_MARGIN_NS = 2 * 10**9
 
@@ -30,9 +31,11 @@ REPLAY_MARGIN_NS = 2 * 10**9
 class Watcher:
     def __init__(self, api: APIClient, on_start: Callable[[str], None], log: logging.Logger,
                  on_connected: Callable[[], None] = lambda: None,
-                 backoff: tuple[float, float] = (0.05, 2.0), metrics: Metrics | None = None) -> None:
+                 backoff: tuple[float, float] = (0.05, 2.0), metrics: Metrics | None = None,
+                 on_change: Callable[[str], None] = lambda _cid: None) -> None:
         self.api = api
         self.on_start = on_start
+        self.on_change = on_change
         self.on_connected = on_connected
         self.log = log
         self.backoff = backoff
@@ -70,7 +73,7 @@ class Watcher:
         if since is None:
             # Nothing seen yet: resume from the moment of this connection on a reconnect.
             self._since = f"{time.time():.9f}"
-        stream = self.api.events(since=since, filters=START_FILTER, decode=True)
+        stream = self.api.events(since=since, filters=EVENT_FILTER, decode=True)
         self._stream = stream
         try:
             self.log.info("following Docker events%s", f" from {since}" if since else "")
@@ -94,7 +97,8 @@ class Watcher:
         return len(running)
 
     def _event(self, event: dict[str, Any]) -> None:
-        if event.get("Type") != "container" or event.get("Action") != "start":
+        action = event.get("Action")
+        if event.get("Type") != "container" or (action != "start" and action not in CHANGES):
             return
         cid = (event.get("Actor") or {}).get("ID") or event.get("id")
         if not cid:
@@ -112,7 +116,7 @@ class Watcher:
             self._newest = nano
             since = max(0, nano - REPLAY_MARGIN_NS)
             self._since = f"{since // 10**9}.{since % 10**9:09d}"
-        self.on_start(cid)
+        (self.on_start if action == "start" else self.on_change)(cid)
 
     def close(self) -> None:
         """Unblock ``run`` from another thread (shutdown)."""
@@ -136,6 +140,29 @@ def reaudit(watcher: Watcher, handler: Callable[[str], None], interval: Callable
             watcher.log.warning("re-audit failed (%s)", _brief(e))
             continue
         watcher.log.debug("re-audit: %d running containers queued", count)
+
+
+def reconcile(watcher: Watcher, unjudged: Callable[[list[str]], list[str]], handler: Callable[[str], None],
+              interval: Callable[[], float], stopping: threading.Event) -> None:
+    """Every interval (0 is off), list the running containers (one call) and hand on those
+    not judged since they started. dockerd drops events for a subscriber that falls 1,024
+    behind for 100 ms, without a word (moby pkg/pubsub): a daemon that was frozen or
+    starved while containers started never hears of them otherwise."""
+    while interval() and not stopping.wait(interval()):
+        if not watcher.connected.is_set():
+            continue  # the reconnection sweeps anyway
+        try:
+            running = [c["Id"] for c in watcher.api.containers(quiet=True)]
+        except Exception as e:  # noqa: BLE001 - the next round tries again
+            watcher.log.warning("reconciliation failed (%s)", _brief(e))
+            continue
+        missed = unjudged(running)
+        for cid in missed:
+            handler(cid)
+        watcher.metrics.reconciled.inc(len(missed))
+        if missed:
+            watcher.log.info("reconciliation: %d running containers not judged since they started",
+                             len(missed))
 
 
 def _brief(error: Exception) -> str:

@@ -35,6 +35,8 @@ class Metrics:
             "covenant_enforcement_seconds", "From reading a start event until the kill or stop "
             "request returned", registry=r, buckets=LATENCY_BUCKETS)
         self.reconnects = Counter("covenant_events_reconnects", "Events stream reconnections", registry=r)
+        self.reconciled = Counter("covenant_reconciled", "Running containers found by reconciliation that "
+                                  "no event had brought (events dropped by dockerd)", registry=r)
         self.connected = Gauge("covenant_events_connected", "1 while the events stream is open", registry=r)
         self.reloads = Counter("covenant_policy_reloads", "Policy reloads, by result", ["result"], registry=r)
 

@@ -117,6 +117,7 @@ class Policy:
     action: str = "kill"
     stop_timeout: int = 10
     reaudit_interval: float = 0
+    reconcile_interval: float = 5
     metrics_address: str | None = None
     profile: str = "original"
     fail: str = "closed"
@@ -169,6 +170,7 @@ class Policy:
             "action": self.action,
             "stop_timeout": self.stop_timeout,
             "reaudit_interval": self.reaudit_interval,
+            "reconcile_interval": self.reconcile_interval,
             "metrics_address": self.metrics_address,
             "profile": self.profile,
             "fail": self.fail,
@@ -209,6 +211,7 @@ RESERVED: Mapping[str, tuple[type | tuple[type, ...], Any, str]] = {
     "action": (str, lambda v: v in ACTIONS, "one of: " + ", ".join(ACTIONS)),
     "stop_timeout": (int, lambda v: v >= 0, "a whole number of seconds, 0 or more"),
     "reaudit_interval": ((int, float), lambda v: v >= 0, "a number of seconds, 0 (off) or more"),
+    "reconcile_interval": ((int, float), lambda v: v >= 0, "a number of seconds, 0 (off) or more"),
     "metrics_address": (str, _valid_address, "HOST:PORT or :PORT (loopback)"),
     "profile": (str, lambda v: v in PROFILES, "one of: " + ", ".join(PROFILES)),
     "fail": (str, lambda v: v in ("closed", "open"), "closed or open"),

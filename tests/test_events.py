@@ -33,3 +33,12 @@ def test_only_container_start_events_count():
     w._event({"Type": "network", "Action": "start", "Actor": {"ID": "y"}, "timeNano": 2})
     w._event({"status": "start", "id": "z", "timeNano": 3})  # legacy fields only: not relied on
     assert seen == []
+
+
+def test_renames_and_updates_are_changes_not_starts():
+    starts: list[str] = []
+    changes: list[str] = []
+    w = Watcher(None, starts.append, logging.getLogger("test"), on_change=changes.append)
+    for i, action in enumerate(("rename", "update", "start", "die", "create")):
+        w._event({**start_event(action, 10 + i), "Action": action, "status": action})
+    assert starts == ["start"] and changes == ["rename", "update"]
