@@ -39,7 +39,8 @@ from harness import (  # noqa: E402
 from run import pct  # noqa: E402
 
 PLUGIN = "covbench"
-TARGETS = {"docker ps": 1.0, "docker create": 2.0, "docker run": 3.0, "docker exec": 3.0}  # ms added at p50
+# ms added at p50 (the inspect and the start of a running container have none: they explain the others)
+TARGETS = {"docker ps": 1.0, "docker create": 2.0, "docker run": 3.0, "docker exec": 3.0}
 
 
 class Calls:
@@ -71,8 +72,17 @@ class Calls:
     def exec(self) -> None:
         self.api.exec_start(self.api.exec_create(self.target, ["true"])["Id"])
 
+    def inspect(self) -> None:
+        self.api.inspect_container(self.target)
+
+    def start_running(self) -> None:
+        """A start of a running container: dockerd answers 304 at once, after the plugin
+        judged it (its inspect included), so runc's time does not drown the plugin's."""
+        self.api.start(self.target)
+
     def by_name(self) -> dict[str, Callable[[], None]]:
-        return {"docker ps": self.ps, "docker create": self.create, "docker run": self.run,
+        return {"docker ps": self.ps, "docker inspect": self.inspect, "docker create": self.create,
+                "docker start (running)": self.start_running, "docker run": self.run,
                 "docker exec": self.exec}
 
     def close(self) -> None:
@@ -141,12 +151,13 @@ def main() -> None:
     print("| request | p50 without | p50 with | added at p50 | paired p50 | p99 without | p99 with |")
     print("|---|---|---|---|---|---|---|")
     for what, (a, b) in results.items():
-        added, target = statistics.median(b) - statistics.median(a), TARGETS[what]
+        added = statistics.median(b) - statistics.median(a)
         paired = statistics.median(y - x for x, y in zip(a, b, strict=True))
-        verdict = "met" if added <= target else "MISSED"
+        target = TARGETS.get(what)
+        met = "met" if target is not None and added <= target else "MISSED"
+        verdict = "" if target is None else f" (target <= {target:g} ms: {met})"
         print(f"| {what} | {statistics.median(a):.2f} ms | {statistics.median(b):.2f} ms | {added:+.2f} ms"
-              f" (target <= {target:g} ms: {verdict}) | {paired:+.2f} ms | {pct(a, .99):.2f} ms |"
-              f" {pct(b, .99):.2f} ms |")
+              f"{verdict} | {paired:+.2f} ms | {pct(a, .99):.2f} ms | {pct(b, .99):.2f} ms |")
 
 
 if __name__ == "__main__":
