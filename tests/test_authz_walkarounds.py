@@ -476,3 +476,33 @@ def test_a_named_volume_that_binds_etc_is_judged_at_create_and_at_start(engines,
     control.names.append(name)
     assert control.http.request("POST", f"/v1.41/containers/{name}/start")[0] == 204
     assert sees_host_etc(control.client.api.inspect_container(name))
+
+
+def test_a_start_after_an_update_is_judged_on_the_updated_container(engines, plugin_policy):
+    """The plugin fetches a container's inspect as soon as its create is done, for the
+    start; an update in between (here made while the plugin only warned) must make the
+    start look again. The control starts the container as updated, unlimited."""
+    guarded, _ = engines
+    plugin_policy(PIDS_POLICY)
+    body = container(LOCKED + ', "PidsLimit": 100').encode()
+    for engine in engines:
+        name = unique("upd")
+        status, text = engine.http.request("POST", f"/v1.41/containers/create?name={name}", body, JSON)
+        assert status == 201, text
+        engine.names.append(name)
+        full = json.loads(text)["Id"]
+        if engine is guarded:
+            plugin_policy(PIDS_POLICY + "mode: warn\n")
+        # by name: a lookup by the full id would use (and so spend) what the create fetched
+        assert engine.http.request("POST", f"/v1.41/containers/{name}/update", b'{"PidsLimit": -1}',
+                                   JSON)[0] == 200
+        if engine is guarded:
+            plugin_policy(PIDS_POLICY)
+        status, text = engine.http.request("POST", f"/v1.41/containers/{full}/start")
+        stored = engine.client.api.inspect_container(full)
+        if engine is guarded:
+            assert status == 403 and "[CV025]" in text, text
+            assert stored["State"]["StartedAt"] == NEVER
+        else:
+            assert status == 204 and stored["State"]["Running"] and stored["HostConfig"]["PidsLimit"] in (
+                None, 0, -1), stored["HostConfig"]["PidsLimit"]

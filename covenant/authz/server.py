@@ -22,6 +22,7 @@ from . import wire
 from .engine import Engine
 from .gate import HOLD, GateBusyError, NameGate, gate_class
 from .handlers import Request, Verdict, decide_request
+from .prefetch import Prefetching
 
 JUDGED_METHODS = frozenset({"POST", "DELETE"})  # what handlers judge and the gate orders
 ALLOW = b'{"Allow": true}'
@@ -40,7 +41,7 @@ class AuthzPlugin:
         self.gate = gate or NameGate()
         self.log = log
         self.socket_path = socket_path
-        self.engine = engine
+        self.engine = Prefetching(engine)
         self.server: socketserver.UnixStreamServer | None = None
         self.owns_socket = True
 
@@ -56,6 +57,7 @@ class AuthzPlugin:
             if method not in JUDGED_METHODS and not policy.log_requests:
                 return {"Allow": True}  # nothing to judge or order: the hot path of docker ps
             request = Request.from_authz(req)
+            self.engine.requested(request.method, request.uri)
             # in warn mode nothing is refused, so nothing needs ordering either
             cls = gate_class(request.method, request.route) if policy.mode == "enforce" else None
             if cls and request.unseen_body():
@@ -79,6 +81,7 @@ class AuthzPlugin:
         """An AuthZRes: dockerd has acted on the request."""
         if isinstance(res, dict):
             self.gate.leave((str(res.get("RequestMethod")), str(res.get("RequestUri"))))
+            self.engine.done(res)
 
     def _cannot(self, policy: Policy, method: str, uri: str, e: Exception) -> dict[str, Any]:
         self.log.warning("%s %s: cannot evaluate (%s: %s); denied", method, uri, type(e).__name__, e,

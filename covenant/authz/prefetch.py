@@ -1,0 +1,115 @@
+"""The inspect a start is judged on, asked for as soon as the create is done.
+
+``docker run`` creates a container and starts it by its full id a moment later; the
+start is decided on dockerd's inspect of the container, a lookup that itself goes
+through the plugin. Asking for that inspect when dockerd reports the create done
+(its AuthZRes) takes the lookup off the start's path. It is still dockerd's own answer
+about the stored container: only an update or a rename can change a created container,
+and every one of them (requested or done) discards what was fetched before it, so a start
+after any of them asks afresh.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from .engine import Engine
+from .route import RouteError, route
+
+FULL_ID = re.compile(r"[0-9a-f]{64}")
+CHANGES = frozenset({"container_update", "container_rename"})
+
+
+class Prefetching:
+    """An Engine whose container lookup by full id may be answered from an inspect made
+    right after the container's create; everything else goes to the engine."""
+
+    def __init__(self, engine: Engine, size: int = 256, ttl: float = 30.0) -> None:
+        self.engine, self.size, self.ttl = engine, size, ttl
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._fetched: OrderedDict[str, tuple[int, float, Future[dict[str, Any]]]] = OrderedDict()
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="prefetch")
+
+    # -- what dockerd reports -----------------------------------------------------------
+    def requested(self, method: str, uri: str) -> None:
+        """An AuthZReq: an update or a rename discards everything fetched before it."""
+        if method == "POST" and _kind(uri) in CHANGES:
+            self._discard()
+
+    def done(self, res: dict[str, Any]) -> None:
+        """An AuthZRes: a create done starts the fetch; an update or rename done discards."""
+        method, uri = str(res.get("RequestMethod")), str(res.get("RequestUri"))
+        kind = _kind(uri) if method == "POST" else None
+        if kind in CHANGES:
+            self._discard()
+        elif kind == "container_create" and res.get("ResponseStatusCode") == 201:
+            container_id = _created_id(res)
+            if container_id:
+                with self._lock:
+                    generation = self._generation
+                    self._fetched[container_id] = (generation, time.monotonic(),
+                                                   self._pool.submit(self.engine.container, container_id))
+                    while len(self._fetched) > self.size:
+                        self._fetched.popitem(last=False)
+
+    def _discard(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._fetched.clear()
+
+    # -- the Engine --------------------------------------------------------------------
+    def container(self, ref: str) -> dict[str, Any]:
+        with self._lock:
+            entry = self._fetched.pop(ref, None) if FULL_ID.fullmatch(ref) else None
+        if entry is not None and time.monotonic() - entry[1] < self.ttl:
+            try:
+                data = entry[2].result(timeout=3.0)
+            except Exception:  # noqa: BLE001 - ask again below
+                data = None
+            with self._lock:
+                current = entry[0] == self._generation  # no update or rename since the create
+            if current and data is not None and data.get("Id") == ref:
+                return data
+        return self.engine.container(ref)
+
+    def exec(self, exec_id: str) -> dict[str, Any]:
+        return self.engine.exec(exec_id)
+
+    def plugin(self, ref: str) -> dict[str, Any]:
+        return self.engine.plugin(ref)
+
+    def network(self, ref: str) -> dict[str, Any]:
+        return self.engine.network(ref)
+
+    def service(self, ref: str) -> dict[str, Any]:
+        return self.engine.service(ref)
+
+    def volume(self, name: str) -> dict[str, Any]:
+        return self.engine.volume(name)
+
+    def api_version(self) -> str:
+        return self.engine.api_version()
+
+
+def _kind(uri: str) -> str | None:
+    try:
+        return route(uri).kind
+    except RouteError:
+        return None
+
+
+def _created_id(res: dict[str, Any]) -> str | None:
+    try:
+        body = json.loads(base64.b64decode(str(res.get("ResponseBody") or "")))
+    except ValueError:
+        return None
+    found = body.get("Id") if isinstance(body, dict) else None
+    return found if isinstance(found, str) and FULL_ID.fullmatch(found) else None
