@@ -133,7 +133,8 @@ class Daemon:
     def _follow(self, api: docker.APIClient, own_id: str | None) -> None:
         self.enforcer = Enforcer(api, self.policy, self.log, own_id, self.metrics)
         self.watcher = Watcher(api, self.enforcer.submit, self.log, on_connected=self._on_connected,
-                               metrics=self.metrics, on_change=self.enforcer.submit_change)
+                               metrics=self.metrics, on_change=self.enforcer.submit_change,
+                               on_create=self.enforcer.submit_create, on_destroy=self.enforcer.forget)
         self._events_thread = threading.Thread(target=self.watcher.run, args=(self.stopping,),
                                                name="events", daemon=True)
         self._events_thread.start()

@@ -3,6 +3,13 @@
 Evaluation runs on a small pool so that one slow inspect never delays the next
 container; a ``stop`` with a grace period runs on a second, larger pool because it
 holds its thread for the whole grace period, while a ``kill`` is sent inline, at once.
+
+A container's configuration is final once it is created, but for ``docker update`` and
+``docker rename`` (the policy is kept per name), whose events discard what was known. So
+a container is judged when it is created too: a violator known then is killed the moment
+it starts (``action: kill``), before any inspect, and the inspect that follows confirms
+and logs it. The same
+holds for the next start of a violator that was stopped (a restart policy's loop).
 """
 
 from __future__ import annotations
@@ -48,6 +55,9 @@ class Enforcer:
         self._lock = threading.Lock()
         self._settled: set[str] = set()  # running containers judged and left running since their start
         self._pending: set[str] = set()  # handed on, not yet evaluated, or being stopped
+        # violators judged before they start, with the policy that judged them
+        self._known: OrderedDict[str, tuple[Policy, Decision]] = OrderedDict()
+        self._changes = 0  # updates and renames seen: a judgement begun before one is not kept
 
     def submit(self, container_id: str, again: bool = False, running_only: bool = False) -> None:
         """Queue one container for evaluation; returns at once. ``again`` decides a start
@@ -64,8 +74,60 @@ class Enforcer:
         self.submit(container_id, again=True)
 
     def submit_change(self, container_id: str) -> None:
-        """A rename or update: the container is judged again as it is now, if it runs."""
+        """A rename or update: the container is judged again as it is now, if it runs.
+        Called in the order of the events stream, so a later start sees the change."""
+        with self._lock:
+            self._known.pop(container_id, None)
+            self._changes += 1
         self.submit(container_id, again=True, running_only=True)
+
+    def submit_create(self, container_id: str) -> None:
+        """A create: judge the container before it starts; returns at once."""
+        with self._lock:
+            changes = self._changes
+        self._evaluate_pool.submit(self._prejudge, container_id, changes)
+
+    def forget(self, container_id: str) -> None:
+        """A destroy: nothing to know about it any more."""
+        with self._lock:
+            self._known.pop(container_id, None)
+
+    def _prejudge(self, container_id: str, changes: int) -> None:
+        """Judge a created container; keep the verdict of a violator for its start."""
+        policy = self.policy
+        try:
+            data = _retrying(self.api.inspect_container, container_id)
+            if self.own_id and data.get("Id") == self.own_id:
+                return
+            found = look_up(self.api, data)
+            decision = policy.decide(data, found)
+        except Exception as e:  # noqa: BLE001 - its start is judged anyway
+            self.log.debug("%s: not judged at create (%s)", container_id[:12], e)
+            return
+        self._keep(policy, decision, found, changes)
+
+    def _keep(self, policy: Policy, decision: Decision, found: Lookups, changes: int) -> None:
+        """Remember a violator for its next start, if nothing can have changed its verdict
+        meanwhile: the same policy, no update or rename since it was inspected, and no
+        borrowed namespace or volumes (another container may change)."""
+        if decision.allowed or found.containers or policy.mode != "enforce" or policy.action != "kill":
+            return
+        with self._lock:
+            if changes != self._changes or policy is not self.policy:
+                return
+            known = decision.container_id in self._known
+            self._known[decision.container_id] = (policy, decision)
+            if len(self._known) > RECENT:
+                self._known.popitem(last=False)
+        if not known:
+            self.log.debug("%s: violates as it is (%s); killed the moment it starts", decision.name,
+                           ",".join(v.check for v in decision.violations),
+                           extra=fields(**_journal_fields(policy, decision), COVENANT_ACTION="known"))
+
+    def _known_violator(self, container_id: str, policy: Policy) -> Decision | None:
+        with self._lock:
+            known = self._known.get(container_id)
+        return known[1] if known is not None and known[0] is policy else None
 
     def unjudged(self, running: list[str]) -> list[str]:
         """Of these running containers, those neither judged and left running since their
@@ -102,6 +164,11 @@ class Enforcer:
         received = time.monotonic() if received is None else received
         policy = self.policy
         short = container_id[:12]
+        with self._lock:
+            changes = self._changes
+        early = None if again else self._known_violator(container_id, policy)
+        if early is not None and not self._stop_early(policy, early, received):
+            early = None
         try:
             data = _retrying(self.api.inspect_container, container_id)
         except docker.errors.NotFound:
@@ -119,13 +186,33 @@ class Enforcer:
             return None
         if not self._first_time(data) and not again:
             return None
-        decision = policy.decide(data, look_up(self.api, data))
+        found = look_up(self.api, data)
+        decision = policy.decide(data, found)
         if decision.allowed or policy.mode == "warn":
             self._settle(decision.container_id)
         self.metrics.evaluated.inc()
         self.metrics.evaluation_seconds.observe(time.monotonic() - received)
-        self._record(policy, decision, received)
+        self._record(policy, decision, received, early is not None)
+        if not again:
+            self._keep(policy, decision, found, changes)
         return decision
+
+    def _stop_early(self, policy: Policy, known: Decision, received: float) -> bool:
+        """Kill a violator known since its create, before inspecting it. False if that
+        failed for a reason other than the container being gone, or the action is a stop
+        (its grace period dwarfs an inspect): it is then stopped the usual way."""
+        if policy.action != "kill":
+            return False
+        try:
+            _retrying(self.api.kill, known.container_id)
+        except docker.errors.NotFound:
+            return True
+        except docker.errors.APIError as e:
+            return bool(e.status_code == 409)  # not running: it ended first
+        except Exception:  # noqa: BLE001 - stopped below, after the inspect
+            return False
+        self.metrics.enforcement_seconds.observe(time.monotonic() - received)
+        return True
 
     def _settle(self, container_id: str) -> None:
         with self._lock:
@@ -142,9 +229,29 @@ class Enforcer:
                 self._recent.popitem(last=False)
         return True
 
-    def _record(self, policy: Policy, decision: Decision, received: float) -> None:
-        base = {"CONTAINER_ID": decision.container_id, "CONTAINER_NAME": decision.name,
-                "CONTAINER_IMAGE": decision.image, "COVENANT_MODE": policy.mode}
+    def _record(self, policy: Policy, decision: Decision, received: float, stopped: bool = False) -> None:
+        """Log the decision and act on it; ``stopped``: it was stopped before the inspect."""
+        if stopped and decision.allowed:
+            self._note(decision, "error")
+            self.log.error("%s: stopped on the verdict made when it was created, but it complies as "
+                           "inspected after its start (changed meanwhile)", decision.name,
+                           extra=fields(**_journal_fields(policy, decision), COVENANT_ACTION="error"))
+            return
+        self._log_decision(policy, decision)
+        if decision.allowed or policy.mode == "warn":
+            return
+        if stopped:
+            return
+        base = _journal_fields(policy, decision)
+        if policy.action == "kill":
+            self._stop(decision, None, base, received)
+        else:
+            with self._lock:
+                self._pending.add(decision.container_id)
+            self._stop_pool.submit(self._stop, decision, policy.stop_timeout, base, received)
+
+    def _log_decision(self, policy: Policy, decision: Decision) -> None:
+        base = _journal_fields(policy, decision)
         for w in decision.waived:
             self.metrics.actions.labels("waived").inc()
             self.log.debug("%s: %s waived (%s)", decision.name, w.check, w.message,
@@ -166,12 +273,6 @@ class Enforcer:
         self._note(decision, action)
         self.log.warning("%s: stopping container", decision.name,
                          extra=fields(**base, COVENANT_CHECK=checks, COVENANT_ACTION=action))
-        if policy.action == "kill":
-            self._stop(decision, None, base, received)
-        else:
-            with self._lock:
-                self._pending.add(decision.container_id)
-            self._stop_pool.submit(self._stop, decision, policy.stop_timeout, base, received)
 
     def _note(self, decision: Decision, action: str) -> None:
         self.metrics.actions.labels(action).inc()
@@ -205,6 +306,11 @@ class Enforcer:
     def _outcome(self, decision: Decision, base: dict[str, str], level: int, text: str, action: str) -> None:
         self.metrics.actions.labels(action).inc()
         self.log.log(level, "%s: %s", decision.name, text, extra=fields(**base, COVENANT_ACTION=action))
+
+
+def _journal_fields(policy: Policy, decision: Decision) -> dict[str, str]:
+    return {"CONTAINER_ID": decision.container_id, "CONTAINER_NAME": decision.name,
+            "CONTAINER_IMAGE": decision.image, "COVENANT_MODE": policy.mode}
 
 
 def look_up(api: APIClient, container: dict[str, Any]) -> Lookups:

@@ -22,8 +22,7 @@ from docker import APIClient
 
 from .metrics import Metrics
 
-EVENT_FILTER = {"type": "container", "event": ["start", "rename", "update"]}
-CHANGES = frozenset({"rename", "update"})  # a running container judged again
+EVENT_FILTER = {"type": "container", "event": ["create", "start", "rename", "update", "destroy"]}
 SEEN = 4096  # (id, timeNano) of recent events, to drop the ones a resume replays
 REPLAY_MARGIN_NS = 2 * 10**9
 
@@ -32,10 +31,13 @@ class Watcher:
     def __init__(self, api: APIClient, on_start: Callable[[str], None], log: logging.Logger,
                  on_connected: Callable[[], None] = lambda: None,
                  backoff: tuple[float, float] = (0.05, 2.0), metrics: Metrics | None = None,
-                 on_change: Callable[[str], None] = lambda _cid: None) -> None:
+                 on_change: Callable[[str], None] = lambda _cid: None,
+                 on_create: Callable[[str], None] = lambda _cid: None,
+                 on_destroy: Callable[[str], None] = lambda _cid: None) -> None:
         self.api = api
         self.on_start = on_start
-        self.on_change = on_change
+        self.handlers = {"start": on_start, "rename": on_change, "update": on_change,
+                         "create": on_create, "destroy": on_destroy}
         self.on_connected = on_connected
         self.log = log
         self.backoff = backoff
@@ -97,8 +99,8 @@ class Watcher:
         return len(running)
 
     def _event(self, event: dict[str, Any]) -> None:
-        action = event.get("Action")
-        if event.get("Type") != "container" or (action != "start" and action not in CHANGES):
+        handler = self.handlers.get(str(event.get("Action")))
+        if event.get("Type") != "container" or handler is None:
             return
         cid = (event.get("Actor") or {}).get("ID") or event.get("id")
         if not cid:
@@ -116,7 +118,7 @@ class Watcher:
             self._newest = nano
             since = max(0, nano - REPLAY_MARGIN_NS)
             self._since = f"{since // 10**9}.{since % 10**9:09d}"
-        (self.on_start if action == "start" else self.on_change)(cid)
+        handler(cid)
 
     def close(self) -> None:
         """Unblock ``run`` from another thread (shutdown)."""

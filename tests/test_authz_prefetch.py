@@ -75,3 +75,27 @@ def test_only_a_successful_create_of_a_full_id_is_fetched():
     engine.done({"RequestMethod": "POST", "RequestUri": "/v1.41/containers/create", "ResponseStatusCode": 201,
                  "ResponseBody": "not base64!"})
     assert inner.calls == []
+
+
+class CountingExecs:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def exec(self, exec_id: str) -> dict:
+        self.calls.append(exec_id)
+        return {"ID": exec_id, "ProcessConfig": {"privileged": False, "user": "1000"}}
+
+
+def test_an_exec_start_after_its_create_uses_the_exec_inspect_fetched_then_once():
+    inner = CountingExecs()
+    engine = Prefetching(inner)  # type: ignore[arg-type]
+    body = base64.b64encode(json.dumps({"Id": FULL}).encode()).decode()
+    engine.done({"RequestMethod": "POST", "RequestUri": "/v1.43/containers/x/exec",
+                 "ResponseStatusCode": 201, "ResponseBody": body})
+    # an exec cannot be changed: a rename or update meanwhile does not matter
+    engine.requested("POST", "/v1.43/containers/x/update")
+    assert engine.exec(FULL)["ProcessConfig"]["user"] == "1000"
+    assert inner.calls == [FULL]
+    engine.exec(FULL)
+    engine.exec("b" * 12)  # not a full id: always asked
+    assert inner.calls == [FULL, FULL, "b" * 12]

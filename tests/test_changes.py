@@ -12,6 +12,7 @@ import docker
 from harness import COMPLIANT, IMAGE, is_running, run_container, unique, wait_until
 
 PRIV = "'priv-*':\n  privileged: yes\n  cap_drop_required: no\n  security_opt_required: no\n"
+LIM = "'lim-*':\n  restart_policy_limited: yes\n"
 
 
 def test_a_running_container_renamed_out_of_its_section_is_stopped(client, covenant_factory, journal):
@@ -87,3 +88,53 @@ def test_starts_the_daemon_never_heard_of_are_reconciled(client, covenant_factor
     # reconciliation found them, not a late event (dockerd dropped those)
     found = [int(m.split("reconciliation: ")[1].split()[0]) for m in lines if "reconciliation: " in m]
     assert sum(found) >= len(violators), found
+
+
+def test_a_violator_judged_when_created_is_stopped_the_moment_it_starts(client, covenant_factory, journal):
+    """Its verdict is known before the start: the stop comes first, the inspect confirms."""
+    cov = covenant_factory("debug: yes\n")
+    container = client.containers.create(IMAGE, ["sleep", "300"], name=unique("early"), privileged=True,
+                                         network_mode="none")
+    journal.wait_for(cov.ident, f"{container.name}: violates as it is (CV001")
+    container.start()
+    entry = journal.wait_for(cov.ident, f"{container.name}: stopping container")
+    assert "CV001" in entry["COVENANT_CHECK"] and entry["COVENANT_ACTION"] == "killed"
+    wait_until(lambda: not is_running(container), 5, what=f"{container.name} to die")
+    container.start()  # started again by hand: still known, stopped again
+    wait_until(lambda: journal.messages(cov.ident).count(f"{container.name}: stopping container") == 2, 10,
+               what="the second stop")
+    wait_until(lambda: not is_running(container), 5, what=f"{container.name} to die again")
+
+
+def test_a_rename_update_or_reload_between_create_and_start_is_judged_as_it_starts(
+        client, covenant_factory, journal):
+    """What was known at create is discarded by a rename (the policy is per name), an update
+    and a new policy: each container below violated when created and complies at start."""
+    cov = covenant_factory("debug: yes\n" + PRIV + LIM)
+    renamed = client.containers.create(IMAGE, ["sleep", "300"], name=unique("evil"), privileged=True,
+                                       network_mode="none")
+    updated = client.containers.create(IMAGE, ["sleep", "300"], name=unique("lim"),
+                                       restart_policy={"Name": "always"}, **COMPLIANT)
+    for c in (renamed, updated):
+        journal.wait_for(cov.ident, f"{c.name}: violates as it is")
+    new_name = renamed.name.replace("evil-", "priv-")
+    renamed.rename(new_name)
+    updated.update(restart_policy={"Name": "on-failure", "MaximumRetryCount": 3})
+    time.sleep(0.5)  # the daemon reads the rename and update events before the starts
+    renamed.start()
+    updated.start()
+    journal.wait_for(cov.ident, f"{new_name}: allowed")
+    journal.wait_for(cov.ident, f"{updated.name}: allowed")
+    reloaded = client.containers.create(IMAGE, ["sleep", "300"], name=unique("reloaded"), privileged=True,
+                                        network_mode="none")
+    journal.wait_for(cov.ident, f"{reloaded.name}: violates as it is")
+    cov.config.write_text(f"syslog_ident: {cov.ident}\ndebug: yes\n" + PRIV + LIM
+                          + PRIV.replace("priv-*", "reloaded-*"))
+    cov.signal(signal.SIGHUP)
+    journal.wait_for(cov.ident, "policy reloaded")
+    reloaded.start()
+    journal.wait_for(cov.ident, f"{reloaded.name}: allowed")
+    time.sleep(0.5)
+    for c in (renamed, updated, reloaded):
+        assert is_running(c), c.name
+    assert not [m for m in journal.messages(cov.ident) if "stopping container" in m]

@@ -35,10 +35,14 @@ def test_only_container_start_events_count():
     assert seen == []
 
 
-def test_renames_and_updates_are_changes_not_starts():
+def test_each_kind_of_event_goes_to_its_handler():
     starts: list[str] = []
     changes: list[str] = []
-    w = Watcher(None, starts.append, logging.getLogger("test"), on_change=changes.append)
-    for i, action in enumerate(("rename", "update", "start", "die", "create")):
+    creates: list[str] = []
+    destroys: list[str] = []
+    w = Watcher(None, starts.append, logging.getLogger("test"), on_change=changes.append,
+                on_create=creates.append, on_destroy=destroys.append)
+    for i, action in enumerate(("rename", "update", "start", "die", "create", "destroy", "kill")):
         w._event({**start_event(action, 10 + i), "Action": action, "status": action})
     assert starts == ["start"] and changes == ["rename", "update"]
+    assert creates == ["create"] and destroys == ["destroy"]

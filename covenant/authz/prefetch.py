@@ -7,6 +7,10 @@ through the plugin. Asking for that inspect when dockerd reports the create done
 about the stored container: only an update or a rename can change a created container,
 and every one of them (requested or done) discards what was fetched before it, so a start
 after any of them asks afresh.
+
+``docker exec`` likewise creates an exec and starts it by its id: the exec's inspect is
+fetched when its create is done. An exec cannot be changed once created (dockerd has no
+call for it), so nothing discards it; the container it runs in is still looked up live.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -36,6 +41,7 @@ class Prefetching:
         self._lock = threading.Lock()
         self._generation = 0
         self._fetched: OrderedDict[str, tuple[int, float, Future[dict[str, Any]]]] = OrderedDict()
+        self._execs: OrderedDict[str, tuple[int, float, Future[dict[str, Any]]]] = OrderedDict()
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="prefetch")
 
     # -- what dockerd reports -----------------------------------------------------------
@@ -51,14 +57,18 @@ class Prefetching:
         if kind in CHANGES:
             self._discard()
         elif kind == "container_create" and res.get("ResponseStatusCode") == 201:
-            container_id = _created_id(res)
-            if container_id:
-                with self._lock:
-                    generation = self._generation
-                    self._fetched[container_id] = (generation, time.monotonic(),
-                                                   self._pool.submit(self.engine.container, container_id))
-                    while len(self._fetched) > self.size:
-                        self._fetched.popitem(last=False)
+            self._fetch(self._fetched, self.engine.container, _created_id(res))
+        elif kind == "exec_create" and res.get("ResponseStatusCode") == 201:
+            self._fetch(self._execs, self.engine.exec, _created_id(res))
+
+    def _fetch(self, into: OrderedDict[str, tuple[int, float, Future[dict[str, Any]]]],
+               lookup: Callable[[str], dict[str, Any]], object_id: str | None) -> None:
+        if not object_id:
+            return
+        with self._lock:
+            into[object_id] = (self._generation, time.monotonic(), self._pool.submit(lookup, object_id))
+            while len(into) > self.size:
+                into.popitem(last=False)
 
     def _discard(self) -> None:
         with self._lock:
@@ -67,21 +77,28 @@ class Prefetching:
 
     # -- the Engine --------------------------------------------------------------------
     def container(self, ref: str) -> dict[str, Any]:
-        with self._lock:
-            entry = self._fetched.pop(ref, None) if FULL_ID.fullmatch(ref) else None
-        if entry is not None and time.monotonic() - entry[1] < self.ttl:
-            try:
-                data = entry[2].result(timeout=3.0)
-            except Exception:  # noqa: BLE001 - ask again below
-                data = None
-            with self._lock:
-                current = entry[0] == self._generation  # no update or rename since the create
-            if current and data is not None and data.get("Id") == ref:
-                return data
-        return self.engine.container(ref)
+        data = self._take(self._fetched, ref, "Id", changes=True)
+        return data if data is not None else self.engine.container(ref)
 
     def exec(self, exec_id: str) -> dict[str, Any]:
-        return self.engine.exec(exec_id)
+        data = self._take(self._execs, exec_id, "ID", changes=False)
+        return data if data is not None else self.engine.exec(exec_id)
+
+    def _take(self, fetched: OrderedDict[str, tuple[int, float, Future[dict[str, Any]]]], ref: str,
+              id_key: str, changes: bool) -> dict[str, Any] | None:
+        """What was fetched for ``ref`` (a full id), once; None when the caller must ask.
+        ``changes``: an update or rename since the fetch began makes it stale."""
+        with self._lock:
+            entry = fetched.pop(ref, None) if FULL_ID.fullmatch(ref) else None
+        if entry is None or time.monotonic() - entry[1] >= self.ttl:
+            return None
+        try:
+            data = entry[2].result(timeout=3.0)
+        except Exception:  # noqa: BLE001 - the caller asks again
+            return None
+        with self._lock:
+            current = not changes or entry[0] == self._generation
+        return data if current and data.get(id_key) == ref else None
 
     def plugin(self, ref: str) -> dict[str, Any]:
         return self.engine.plugin(ref)
