@@ -98,7 +98,8 @@ def timed(call: Callable[[], None]) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def measure(plain: Calls, guarded: Calls, n: int, only: list[str]) -> dict[str, tuple[list[float], list[float]]]:
+def measure(plain: Calls, guarded: Calls, n: int,
+            only: list[str]) -> dict[str, tuple[list[float], list[float]]]:
     """name -> (times without, times with), made pairwise in alternating order."""
     out: dict[str, tuple[list[float], list[float]]] = {}
     for what, call in plain.by_name().items():
@@ -174,7 +175,8 @@ def main() -> None:
         met = "met" if target is not None and added <= target else "MISSED"
         verdict = "" if target is None else f" (target <= {target:g} ms: {met})"
         print(f"| {what} | {statistics.median(a):.2f} ms | {statistics.median(b):.2f} ms | {added:+.2f} ms "
-              f"({low:+.2f} to {high:+.2f}){verdict} | {paired:+.2f} ms | {pct(a, .99):.2f} ms | {pct(b, .99):.2f} ms |")
+              f"({low:+.2f} to {high:+.2f}){verdict} | {paired:+.2f} ms | {pct(a, .99):.2f} ms "
+              f"| {pct(b, .99):.2f} ms |")
 
 
 if __name__ == "__main__":

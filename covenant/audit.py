@@ -12,10 +12,9 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
-import docker
-
 from .checks import CATALOGUE, CHECKS, ORIGINAL_KEYS, PROFILES, SETTINGS
 from .enforce import look_up
+from .engine import DockerEngine, EngineLookupError, EngineNotFoundError
 from .policy import Decision, Policy
 from .reach import Lookups
 
@@ -42,17 +41,17 @@ def load_inspect(text: str, source: str) -> list[dict[str, Any]]:
 def running_containers(progress: TextIO | None) -> Iterator[tuple[dict[str, Any], Lookups | None]]:
     """Inspect every running container, eight at a time, with the volumes and containers it
     references (``enforce.look_up``); a container gone meanwhile is skipped."""
+    engine = DockerEngine()
     try:
-        api = docker.from_env(version="auto").api
-        ids = [c["Id"] for c in api.containers(quiet=True)]
-    except docker.errors.DockerException as e:
+        ids = engine.running()
+    except EngineLookupError as e:
         raise AuditError(f"cannot reach Docker: {str(e).splitlines()[0]}") from None
 
     def inspect(cid: str) -> tuple[dict[str, Any], Lookups | None] | None:
         try:
-            data: dict[str, Any] = api.inspect_container(cid)
-            return data, look_up(api, data)
-        except docker.errors.NotFound:
+            data = engine.container(cid)
+            return data, look_up(engine, data)
+        except EngineNotFoundError:
             return None
 
     with ThreadPoolExecutor(8) as pool:

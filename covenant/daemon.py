@@ -16,8 +16,9 @@ from typing import Any
 import docker
 
 from . import identity, logs
-from .authz import AuthzPlugin, DockerEngine
+from .authz import AuthzPlugin
 from .enforce import Enforcer
+from .engine import DockerEngine
 from .events import Watcher, reaudit, reconcile
 from .metrics import Metrics, serve
 from .policy import Policy, PolicyError, load_policy, parse_address

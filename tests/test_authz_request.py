@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from covenant.authz import decide_request
-from covenant.authz.engine import EngineLookupError, EngineNotFoundError
 from covenant.authz.gojson import AmbiguousError, DecodeError, decode, fold, plain
 from covenant.authz.model import container_of_create
 from covenant.authz.route import RouteError, route, version_less
 from covenant.authz.types import CONTAINER_CREATE, EXEC_CREATE
+from covenant.engine import EngineLookupError, EngineNotFoundError
 from covenant.policy import parse_policy
 
 POLICY = parse_policy("ops:\n  privileged: yes\n  cap_drop_required: no\n  security_opt_required: no\n"

@@ -5,7 +5,7 @@ bodies as Go's ``encoding/json`` does, ``handlers``/``widen`` hold one handler p
 endpoint, ``engine`` asks dockerd what it stored, ``server`` speaks the plugin protocol.
 """
 
-from .engine import DockerEngine, Engine
+from ..engine import DockerEngine, Engine
 from .handlers import MalformedRequestError, Request, Verdict, decide_request
 from .server import DEFAULT_SOCKET_DIR, AuthzPlugin, activated_sockets, socket_path
 

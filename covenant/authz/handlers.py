@@ -19,11 +19,11 @@ from functools import partial
 from typing import Any
 
 from ..checks import Violation
+from ..engine import Engine, EngineNotFoundError
 from ..lookups import look_up
 from ..policy import Policy
 from ..reach import Lookups
 from . import model, types
-from .engine import Engine, EngineNotFoundError
 from .gojson import AmbiguousError, DecodeError, GoType, decode
 from .route import Route, RouteError, route, version_less
 

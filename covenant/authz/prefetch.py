@@ -25,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from .engine import Engine
+from ..engine import Engine
 from .route import RouteError, route
 
 FULL_ID = re.compile(r"[0-9a-f]{64}")

@@ -16,10 +16,10 @@ import socketserver
 import threading
 from typing import Any
 
+from ..engine import Engine
 from ..logs import fields
 from ..policy import Policy
 from . import wire
-from .engine import Engine
 from .gate import HOLD, GateBusyError, NameGate, gate_class
 from .handlers import Request, Verdict, decide_request
 from .prefetch import Prefetching

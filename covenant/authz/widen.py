@@ -12,9 +12,9 @@ import re
 from collections.abc import Callable
 
 from ..checks import Violation
+from ..engine import Engine, EngineLookupError
 from ..policy import Policy
 from . import model, types
-from .engine import Engine, EngineLookupError
 from .gojson import plain
 from .handlers import Request, Verdict, deny, lookups_of, verdict
 

@@ -1,10 +1,12 @@
-"""What the plugin asks dockerd: the stored configuration it decides from.
+"""What docker-covenant asks dockerd: the stored configuration it decides from.
 
-Every lookup is bounded in time (dockerd waits for the plugin without a timeout), and
-every failure raises: the caller denies. dockerd resolves a reference (full id, name,
+The events daemon inspects each container it judges through it, and the authorization
+plugin each container and exec a start is decided on. Every lookup is bounded in time
+(dockerd waits for the plugin without a timeout), and every failure raises: the plugin
+denies, the daemon retries a connection that failed. dockerd resolves a reference (full id, name,
 id prefix) with its own rules; asking dockerd's inspect with the very reference of the
 request gets the container dockerd will act on, as long as no rename, named create or
-removal runs meanwhile (the gate, ``gate.py``, sees to that).
+removal runs meanwhile (the plugin's gate, ``authz/gate.py``, sees to that).
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ class EngineLookupError(Exception):
 
 class EngineNotFoundError(EngineLookupError):
     """dockerd answered that there is no such object (404)."""
+
+
+class EngineUnreachableError(EngineLookupError):
+    """No answer at all: the connection failed (dockerd restarting, not up yet)."""
 
 
 class Engine(Protocol):
@@ -96,16 +102,23 @@ class DockerEngine:
             client.close()
 
     def _get(self, path: str) -> dict[str, Any]:
+        data = self._get_json(path)
+        if not isinstance(data, dict):
+            raise EngineLookupError(f"unexpected answer from dockerd for {path}")
+        return data
+
+    def _get_json(self, path: str) -> Any:
         try:
             data = self._get_unix(path) if self.unix_path else self._get_docker_py(path)
         except EngineLookupError:
             raise
         except Exception as e:  # noqa: BLE001 - any failure is "unknown", and the caller denies
-            if getattr(getattr(e, "response", None), "status_code", None) == 404:
+            status = getattr(getattr(e, "response", None), "status_code", None)
+            if status == 404:
                 raise EngineNotFoundError(f"{type(e).__name__}: {e}") from None
+            if status is None and isinstance(e, OSError | http.client.HTTPException):
+                raise EngineUnreachableError(f"{type(e).__name__}: {e}") from None  # requests' too
             raise EngineLookupError(f"{type(e).__name__}: {e}") from None
-        if not isinstance(data, dict):
-            raise EngineLookupError(f"unexpected answer from dockerd for {path}")
         return data
 
     def _get_docker_py(self, path: str) -> Any:
@@ -144,6 +157,13 @@ class DockerEngine:
                             f"{body[:200].decode(errors='replace').strip()}")
             return json.loads(body)
         raise EngineLookupError(f"no answer from dockerd for {path}")
+
+    def running(self) -> list[str]:
+        """The ids of the running containers (``docker ps -q``)."""
+        listed = self._get_json("/containers/json")
+        if not isinstance(listed, list):
+            raise EngineLookupError("unexpected answer from dockerd for /containers/json")
+        return [str(c["Id"]) for c in listed]
 
     def container(self, ref: str) -> dict[str, Any]:
         return self._get("/containers/" + quote(ref, safe="") + "/json")

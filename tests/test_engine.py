@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from harness import SocketProxy, run_container
 
-from covenant.authz.engine import DockerEngine, EngineLookupError
+from covenant.engine import DockerEngine, EngineLookupError
 
 
 @contextlib.contextmanager
