@@ -18,6 +18,8 @@ vol-*:
   docker_socket_forbidden: yes
 ns-*:
   host_pid_forbidden: yes
+  host_network_forbidden: yes
+  host_ipc_forbidden: yes
 from-*:
   sensitive_mounts_forbidden: yes
 dev-*:
@@ -80,6 +82,18 @@ def scenario(client, volumes, tmp_path):
     out.append((run_container(client, f"ns-bad-{run}", pid_mode=f"container:{host_pid.id}", **COMPLIANT),
                 f"host PID namespace shared (through container {host_pid.id})",
                 run_container(client, f"ns-ok-{run}", pid_mode=f"container:{own_pid.id}", **COMPLIANT)))
+    host_net = run_container(client, f"hostnet-{run}", network_mode="host", **COMPLIANT)
+    own_net = run_container(client, f"ownnet-{run}", **COMPLIANT)
+    out.append((run_container(client, f"ns-net-bad-{run}", network_mode=f"container:{host_net.id}",
+                              **COMPLIANT),
+                f"host network namespace shared (through container {host_net.id})",
+                run_container(client, f"ns-net-ok-{run}", network_mode=f"container:{own_net.id}",
+                              **COMPLIANT)))
+    host_ipc = run_container(client, f"hostipc-{run}", ipc_mode="host", **COMPLIANT)
+    own_ipc = run_container(client, f"ownipc-{run}", ipc_mode="shareable", **COMPLIANT)
+    out.append((run_container(client, f"ns-ipc-bad-{run}", ipc_mode=f"container:{host_ipc.id}", **COMPLIANT),
+                f"host IPC namespace shared (through container {host_ipc.id})",
+                run_container(client, f"ns-ipc-ok-{run}", ipc_mode=f"container:{own_ipc.id}", **COMPLIANT)))
     etc_holder = run_container(client, f"holder-{run}", volumes={"/etc": {"bind": "/h", "mode": "rw"}},
                                **COMPLIANT)
     data_holder = run_container(client, f"holder-ok-{run}", volumes={str(data): {"bind": "/h", "mode": "rw"}},
