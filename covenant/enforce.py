@@ -320,7 +320,8 @@ def _journal_fields(policy: Policy, decision: Decision) -> dict[str, str]:
 def look_up(engine: Engine, container: dict[str, Any]) -> Lookups:
     """What the core needs to know about the volumes and containers this one references,
     asked of the engine (a volume or container gone meanwhile is left out)."""
-    return lookups.look_up(container, partial(_found, engine.container), partial(_found, engine.volume))
+    return lookups.look_up(container, partial(_found, engine.container), partial(_found, engine.volume),
+                           engine.host_path)
 
 
 def _found(call: Callable[[str], Any], ref: str) -> Any:

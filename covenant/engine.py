@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 from urllib.parse import quote
 
+from . import identity
+
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 
 
@@ -44,6 +46,7 @@ class Engine(Protocol):
     def service(self, ref: str) -> dict[str, Any]: ...
     def volume(self, name: str) -> dict[str, Any]: ...
     def api_version(self) -> str: ...
+    def host_path(self, path: str) -> str: ...
 
 
 class UnixConnection(http.client.HTTPConnection):
@@ -74,13 +77,17 @@ class DockerEngine:
     (tcp, TLS, ssh) goes through docker-py, which reads the environment as the Docker CLI
     does."""
 
-    def __init__(self, timeout: float = 3.0, pool: int = 8, host: str | None = None) -> None:
+    def __init__(self, timeout: float = 3.0, pool: int = 8, host: str | None = None,
+                 host_files: bool | None = None) -> None:
         self.timeout = timeout
         self._api_version = ""
         self.idle: queue.LifoQueue[Any] = queue.LifoQueue()
         self.pool = pool
         self.host = host if host is not None else os.environ.get("DOCKER_HOST") or DEFAULT_HOST
         self.unix_path = self.host.removeprefix("unix://") if self.host.startswith("unix://") else ""
+        # the engine's files are ours to read: a local engine, and not from inside a container
+        self.host_files = host_files if host_files is not None else \
+            bool(self.unix_path) and identity.own_container_id() is None
 
     @contextmanager
     def _client(self) -> Iterator[Any]:
@@ -182,6 +189,12 @@ class DockerEngine:
 
     def volume(self, name: str) -> dict[str, Any]:
         return self._get("/volumes/" + quote(name, safe=""))
+
+    def host_path(self, path: str) -> str:
+        """Where a host path leads, every symbolic link followed as the kernel follows it
+        when dockerd binds it (a missing tail stays as written: dockerd creates it). Only
+        where this process sees the engine's files; elsewhere the path as written."""
+        return os.path.realpath(path) if self.host_files else path
 
     def api_version(self) -> str:
         """The engine's API version (what it can apply at all), asked once."""

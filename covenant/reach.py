@@ -38,10 +38,13 @@ class Lookups:
 
     ``volumes``: ``docker volume inspect`` of each named volume, by name (``Driver``,
     ``Options``). ``containers``: ``docker inspect`` of each container referenced by
-    ``container:X`` or ``--volumes-from X``, by the reference as written."""
+    ``container:X`` or ``--volumes-from X``, by the reference as written. ``real_paths``:
+    each bind source that is reached through a symbolic link, by its cleaned path, with the
+    host path the link leads to (the kernel follows it when the bind is made)."""
 
     volumes: Mapping[str, Inspect] = field(default_factory=dict)
     containers: Mapping[str, Inspect] = field(default_factory=dict)
+    real_paths: Mapping[str, str] = field(default_factory=dict)
 
 
 NO_LOOKUPS = Lookups()
@@ -186,17 +189,42 @@ def _resolve_volume(mount: dict[str, Any], lookups: Lookups) -> list[dict[str, A
             for b in binds] or [mount]
 
 
-def mounts(container: Inspect, lookups: Lookups = NO_LOOKUPS) -> list[dict[str, Any]]:
-    """Every mount the container gets, in inspect's shape, volumes resolved to the host
-    paths they bind. A created container's ``Mounts`` already hold what ``--volumes-from``
-    copied (moby daemon/volumes.go); a configuration not created yet gets the referenced
-    containers' mounts here, read-only with ``:ro``."""
+def _mounts_declared_and_borrowed(container: Inspect, lookups: Lookups) -> list[dict[str, Any]]:
     found = declared_mounts(container)
     if "Mounts" not in container:
         for ref, ro in _volumes_from(container):
             for m in (lookups.containers.get(ref) or {}).get("Mounts") or []:
                 found.append({**m, "RW": bool(m.get("RW", True)) and not ro})
-    return [r for m in found for r in _resolve_volume(m, lookups)]
+    return found
+
+
+def mounts(container: Inspect, lookups: Lookups = NO_LOOKUPS) -> list[dict[str, Any]]:
+    """Every mount the container gets, in inspect's shape, volumes resolved to the host
+    paths they bind. A created container's ``Mounts`` already hold what ``--volumes-from``
+    copied (moby daemon/volumes.go); a configuration not created yet gets the referenced
+    containers' mounts here, read-only with ``:ro``."""
+    found = _mounts_declared_and_borrowed(container, lookups)
+    resolved = [r for m in found for r in _resolve_volume(m, lookups)]
+    return [_follow_link(m, lookups.real_paths) for m in resolved]
+
+
+def _follow_link(mount: dict[str, Any], real_paths: Mapping[str, str]) -> dict[str, Any]:
+    """A bind whose source is a symbolic link, as the host path it leads to (``Link``
+    keeps the path as written, for the message)."""
+    if mount.get("Type") != "bind":
+        return mount
+    written = clean_path(str(mount.get("Source") or ""))
+    real = real_paths.get(written)
+    return {**mount, "Source": real, "Link": written} if real and real != written else mount
+
+
+def bind_sources(container: Inspect, lookups: Lookups = NO_LOOKUPS) -> list[str]:
+    """The cleaned host paths of every bind the container gets (volumes resolved): what
+    the shell resolves symbolic links of."""
+    declared = _mounts_declared_and_borrowed(container, lookups)
+    found = [r for m in declared for r in _resolve_volume(m, lookups)]
+    return list(dict.fromkeys(clean_path(str(m.get("Source") or "")) for m in found
+                              if m.get("Type") == "bind" and m.get("Source")))
 
 
 # -- namespaces -------------------------------------------------------------------------------

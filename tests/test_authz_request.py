@@ -62,6 +62,9 @@ class FakeEngine:
     def api_version(self):
         return "1.45"
 
+    def host_path(self, path):
+        return {"/srv/innocent": "/etc"}.get(path, path)  # a symbolic link on the engine's host
+
 
 def named(case: str, name: str) -> dict:
     return {**RECORDED[case], "Name": "/" + name}
@@ -487,3 +490,14 @@ def test_a_lookup_that_fails_for_another_reason_than_not_found_is_a_deny():
     with pytest.raises(EngineLookupError):
         decide_request(POLICY, req("/v1.41/containers/create", '{"Image": "x", "HostConfig": {"Binds": '
                                                                 '["v:/x"]}}'), Broken())
+
+
+def test_a_bind_through_a_symbolic_link_is_judged_as_where_it_leads():
+    policy = parse_policy("profile: cis\n")
+    verdict = decide_request(policy, req("/v1.41/containers/create?name=web", '{"Image": "x", "HostConfig": '
+                                         '{"Binds": ["//srv/./innocent:/x"]}}'), ENGINE)
+    assert not verdict.allow
+    assert "sensitive host directory mounted read-write: /etc (through the link /srv/innocent)" in verdict.msg
+    other = decide_request(policy, req("/v1.41/containers/create?name=web", '{"Image": "x", "HostConfig": '
+                                       '{"Binds": ["/srv/other:/x"]}}'), ENGINE)
+    assert "CV007" not in other.msg and "/srv/other" not in other.msg

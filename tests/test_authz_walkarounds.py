@@ -478,6 +478,30 @@ def test_a_named_volume_that_binds_etc_is_judged_at_create_and_at_start(engines,
     assert sees_host_etc(control.client.api.inspect_container(name))
 
 
+def test_a_bind_through_a_symbolic_link_to_etc_never_runs(engines, plugin_policy, tmp_path):
+    """The kernel follows a link in a bind's source: refused at create for where it leads,
+    and a container stored with it (made while the plugin only warned) never starts. The
+    control runs a container that sees the host's /etc through the link."""
+    guarded, control = engines
+    link, name = tmp_path / "innocent", unique("linked")
+    link.symlink_to("/etc")
+    body = container(LOCKED + f', "Binds": ["{link}:/x"]').encode()
+    plugin_policy(MOUNTS_POLICY + "mode: warn\n")
+    status, text = guarded.http.request("POST", f"/v1.41/containers/create?name={name}", body, JSON)
+    assert status == 201, text
+    guarded.names.append(name)
+    plugin_policy(MOUNTS_POLICY)
+    status, text = guarded.http.request("POST", f"/v1.41/containers/create?name={name}-2", body, JSON)
+    assert status == 403 and "[CV007]" in text and f"/etc (through the link {link})" in text, text
+    status, text = guarded.http.request("POST", f"/v1.41/containers/{name}/start")
+    assert status == 403 and "[CV007]" in text, text
+    assert guarded.client.api.inspect_container(name)["State"]["StartedAt"] == NEVER
+    assert control.http.request("POST", f"/v1.41/containers/create?name={name}", body, JSON)[0] == 201
+    control.names.append(name)
+    assert control.http.request("POST", f"/v1.41/containers/{name}/start")[0] == 204
+    assert sees_host_etc(control.client.api.inspect_container(name))
+
+
 def test_a_start_after_an_update_is_judged_on_the_updated_container(engines, plugin_policy):
     """The plugin fetches a container's inspect as soon as its create is done, for the
     start; an update in between (here made while the plugin only warned) must make the

@@ -13,7 +13,7 @@ import pytest
 from covenant.audit import catalogue
 from covenant.checks import CATALOGUE, DEFAULTS, PROFILES, evaluate
 from covenant.policy import PolicyError, parse_policy
-from covenant.reach import Lookups, clean_path, reaches, references, volume_sources, widen
+from covenant.reach import Lookups, bind_sources, clean_path, reaches, references, volume_sources, widen
 
 RECORDED = json.loads((Path(__file__).parent / "data" / "inspect.json").read_text())
 ALL_ON = {**DEFAULTS, **{k: True for k, v in DEFAULTS.items() if v is False and k != "privileged"}}
@@ -411,3 +411,11 @@ def test_policy_decide_takes_the_lookups():
     assert ALL_ON  # every boolean check on still judges the recorded containers without error
     for case in RECORDED.values():
         evaluate(case, ALL_ON)
+
+
+def test_a_bind_through_a_symbolic_link_is_where_it_leads():
+    container = {"Name": "/x", "HostConfig": {"Binds": ["/srv//innocent:/x", "/data:/d"]}}
+    assert bind_sources(container) == ["/srv/innocent", "/data"]
+    widened = widen(container, Lookups(real_paths={"/srv/innocent": "/etc"}))
+    assert [(m["Source"], m.get("Link")) for m in widened["Mounts"]] == \
+        [("/etc", "/srv/innocent"), ("/data", None)]

@@ -77,6 +77,15 @@ def scenario(client, volumes, tmp_path):
                        **COMPLIANT),
          f"Docker socket mounted: /run (volume {run_dir})", None),
     ]
+    link, safe_link = tmp_path / f"innocent-{run}", tmp_path / f"safe-{run}"
+    link.symlink_to("/etc")
+    safe_link.symlink_to(data)
+    out.append((run_container(client, f"vol-link-{run}", volumes={str(link): {"bind": "/x", "mode": "rw"}},
+                              **COMPLIANT),
+                f"sensitive host directory mounted read-write: /etc (through the link {link})",
+                run_container(client, f"vol-link-ok-{run}",
+                              volumes={str(safe_link): {"bind": "/x", "mode": "rw"}},
+                              **COMPLIANT)))
     host_pid = run_container(client, f"hostpid-{run}", pid_mode="host", **COMPLIANT)
     own_pid = run_container(client, f"ownpid-{run}", **COMPLIANT)
     out.append((run_container(client, f"ns-bad-{run}", pid_mode=f"container:{host_pid.id}", **COMPLIANT),

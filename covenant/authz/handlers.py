@@ -104,7 +104,8 @@ def lookups_of(engine: Engine, container: dict[str, Any]) -> Lookups:
     asked of dockerd as the daemon asks it. An object that does not exist is left out
     (dockerd makes a named volume afresh, and refuses a reference it cannot find); any
     other failure raises, and the request is denied."""
-    return look_up(container, partial(_or_none, engine.container), partial(_or_none, engine.volume))
+    return look_up(container, partial(_or_none, engine.container), partial(_or_none, engine.volume),
+                   engine.host_path)
 
 
 def _or_none(find: Callable[[str], dict[str, Any]], ref: str) -> dict[str, Any] | None:

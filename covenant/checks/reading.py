@@ -128,8 +128,11 @@ def bind_mounts(container: Container) -> list[Mapping[str, Any]]:
 
 
 def host_source(mount: Mapping[str, Any]) -> str:
-    """The cleaned host path of a bind, naming the volume it came through if any."""
+    """The cleaned host path of a bind, naming the volume or the symbolic link it came
+    through if any."""
     source = clean_path(str(mount.get("Source", "")))
+    if mount.get("Link"):
+        source = f"{source} (through the link {mount['Link']})"
     return f"{source} (volume {mount['Name']})" if mount.get("Name") else source
 
 
