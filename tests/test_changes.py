@@ -49,13 +49,13 @@ def test_a_running_container_updated_into_a_violation_is_stopped(client, covenan
     assert entry["COVENANT_CHECK"] == "CV018"
 
 
-ROUNDS, CONTAINERS = 13, 100  # 1,300 starts: more start events than dockerd buffers (1,024)
+ROUNDS, CONTAINERS = 16, 100  # 1,600 starts: more start events than dockerd buffers (1,024)
 BULKY = {f"covenant.test.pad{i}": "x" * 200 for i in range(40)}  # ~8 KB per event: little fits in
 # the socket between dockerd and the frozen daemon, so the overflow is dockerd's buffer's
 
 
 def test_starts_the_daemon_never_heard_of_are_reconciled(client, covenant_factory, journal, dockerd):
-    """The daemon is frozen (SIGSTOP) while short-lived containers start 1,300 times and
+    """The daemon is frozen (SIGSTOP) while short-lived containers start 1,600 times and
     then a few long-running violators start: dockerd drops the events it cannot deliver
     (the violators' among them). Thawed, the daemon finds them by listing what runs."""
     cov = covenant_factory("debug: no\nreconcile_interval: 2\n")
