@@ -11,6 +11,7 @@ from typing import Any
 
 import docker
 import pytest
+from engines import ENGINES, EngineBinaries, engine_binaries
 from harness import (
     AUTHZ_BASE_POLICY,
     AUTHZ_PLUGIN,
@@ -32,9 +33,16 @@ def journal() -> Iterator[JournalBed]:
     bed.stop()
 
 
+@pytest.fixture(scope="session", params=ENGINES, ids=[f"dockerd-{v}" for v in ENGINES])
+def engine(request: pytest.FixtureRequest) -> EngineBinaries:
+    """Every end-to-end test runs on each engine: the machine's docker.io (20.10) and
+    Debian trixie's (26), fetched and unpacked by the harness (``engines.py``)."""
+    return engine_binaries(request.param)
+
+
 @pytest.fixture(scope="session")
-def dockerd() -> Iterator[PrivateDockerd]:
-    daemon = PrivateDockerd()
+def dockerd(engine: EngineBinaries) -> Iterator[PrivateDockerd]:
+    daemon = PrivateDockerd(engine=engine)
     try:
         daemon.start()
         client = daemon.client()
@@ -72,7 +80,7 @@ def covenant_factory(tmp_path: Path, dockerd: PrivateDockerd, journal: JournalBe
 
 
 @pytest.fixture(scope="session")
-def bed(journal: JournalBed) -> Iterator[tuple[PrivateDockerd, Covenant, UnixHTTP]]:
+def bed(journal: JournalBed, engine: EngineBinaries) -> Iterator[tuple[PrivateDockerd, Covenant, UnixHTTP]]:
     """(dockerd with --authorization-plugin, the plugin process, raw HTTP to the engine).
 
     dockerd runs in a private mount namespace whose /run/docker/plugins is a folder of
@@ -81,7 +89,7 @@ def bed(journal: JournalBed) -> Iterator[tuple[PrivateDockerd, Covenant, UnixHTT
     plugin_dir = work / "plugins"
     plugin_dir.mkdir()
     daemon = PrivateDockerd(extra_args=(f"--authorization-plugin={AUTHZ_PLUGIN}",),
-                            wrap=private_plugin_dir_wrapper(plugin_dir))
+                            wrap=private_plugin_dir_wrapper(plugin_dir), engine=engine)
     # the plugin looks containers and execs up on the engine it guards
     plugin = Covenant(work, daemon.host, AUTHZ_BASE_POLICY)
     plugin.argv += ["authz", "--name", AUTHZ_PLUGIN, "--socket-dir", str(plugin_dir)]

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+from engines import EngineBinaries, engine_binaries
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE = "covenant-test/busybox:1"
@@ -83,9 +84,11 @@ class PrivateDockerd:
     """A dockerd of our own: own data root, exec root, pidfile and socket; no networking."""
 
     def __init__(self, extra_args: tuple[str, ...] = (),
-                 wrap: Callable[[list[str]], list[str]] | None = None) -> None:
+                 wrap: Callable[[list[str]], list[str]] | None = None,
+                 engine: EngineBinaries | None = None) -> None:
         _become_subreaper()
-        self.dockerd = require("dockerd", "docker.io")
+        self.engine = engine or engine_binaries("20.10")
+        self.dockerd = self.engine.dockerd
         self.runc = require("runc", "runc")
         self.root = Path(tempfile.mkdtemp(prefix="covd-"))
         self.socket = self.root / "docker.sock"
@@ -110,7 +113,7 @@ class PrivateDockerd:
     def start(self, timeout: float = 60) -> None:
         log = open(self.root / "dockerd.log", "ab")  # noqa: SIM115 - owned by the process
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, env=self.engine.env())
         log.close()
         wait_until(self.ping, timeout, 0.1, "dockerd to answer /_ping")
 

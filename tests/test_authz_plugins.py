@@ -24,14 +24,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from engines import EngineBinaries
 from harness import LocalRegistry, PrivateDockerd, UnixHTTP, busybox_tar, private_plugin_dir_wrapper, unique
 from test_authz_walkarounds import CAP_SYS_ADMIN, cap_eff
 
 
 @pytest.fixture(scope="module")
-def control() -> Iterator[UnixHTTP]:
+def control(engine: EngineBinaries) -> Iterator[UnixHTTP]:
     work = Path(tempfile.mkdtemp(prefix="covplug-"))
-    daemon = PrivateDockerd(wrap=private_plugin_dir_wrapper(work))
+    daemon = PrivateDockerd(wrap=private_plugin_dir_wrapper(work), engine=engine)
     try:
         daemon.start()
         yield UnixHTTP(daemon.socket)

@@ -72,6 +72,8 @@ class Case:
     policy: str = AUTHZ_BASE_POLICY
     exec_into: bool = False  # the steps exec into a compliant running container {name}
     setup: tuple[tuple[str, str, bytes | None], ...] = field(default=())
+    # engines that refuse the request themselves (400): there the walk-around does not exist
+    refused_by: frozenset[str] = frozenset()
 
 
 def run_create(body: str, create: str = "/v1.41/containers/create?name={name}",
@@ -128,7 +130,10 @@ CASES: dict[str, Case] = {
     "HostConfig fields at the top level": run_create('{"Image": "' + IMAGE + '", "Cmd": ["sleep", "300"], '
                                                      + PRIV + "}"),
     "CapAdd as one string": run_create(container('"CapAdd": "ALL", ' + LOCKED)),
-    "a second JSON value after the first": run_create(PRIVILEGED_BODY + ' {"HostConfig": {' + LOCKED + "}}"),
+    # dockerd 20.10 decodes the first value and ignores the rest; later ones refuse what
+    # follows it ("unexpected content after JSON", moby daemon/server/httputils ReadJSON)
+    "a second JSON value after the first": run_create(PRIVILEGED_BODY + ' {"HostConfig": {' + LOCKED + "}}",
+                                                      refused_by=frozenset({"26"})),
     "a repeated Mounts array decodes into the first": run_create(
         container(LOCKED + ', "Mounts": [' + HOST_ROOT + '], "Mounts": [{"Target": "/host"}]'),
         reach=sees_host_root, policy=MOUNTS_POLICY),
@@ -219,13 +224,17 @@ def engines(bed, dockerd: PrivateDockerd) -> Iterator[tuple[Engine, Engine]]:
 
 @pytest.mark.parametrize("fail", ["closed", "open"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_walkaround_never_runs_the_violator(engines, plugin_policy, case, fail):
+def test_walkaround_never_runs_the_violator(engines, plugin_policy, case, fail, engine):
     """With ``fail: open`` the bodies the plugin cannot read are created, and must still
     never start; with ``fail: closed`` they are refused at once."""
     guarded, control = engines
     plugin_policy(CASES[case].policy + f"fail: {fail}\n")
     statuses, ran = guarded.attempt(CASES[case])
     assert ran is None, f"{case}: the violator ran behind the plugin ({statuses})"
+    if engine.version in CASES[case].refused_by:
+        statuses, ran = control.attempt(CASES[case])
+        assert ran is None and 400 in statuses, f"{case}: dockerd {engine.version} no longer refuses it"
+        return
     assert 403 in statuses, statuses  # the plugin (not dockerd) stopped it
     statuses, ran = control.attempt(CASES[case])
     assert ran is not None, f"{case}: the control did not run the violator ({statuses}): it proves nothing"
