@@ -77,6 +77,14 @@ def scenario(client, volumes, tmp_path):
                        **COMPLIANT),
          f"Docker socket mounted: /run (volume {run_dir})", None),
     ]
+    # the kernel's path, not the text: //etc/ is /etc; what is under a sensitive path is too
+    out.append((run_container(client, f"vol-slashes-{run}", volumes={"//etc/": {"bind": "/x", "mode": "rw"}},
+                              **COMPLIANT),
+                "sensitive host directory mounted read-write: /etc", None))
+    out.append((run_container(client, f"vol-sub-{run}", volumes={"/etc/shadow": {"bind": "/x", "mode": "rw"},
+                                                                  "/usr/bin": {"bind": "/y", "mode": "rw"}},
+                              **COMPLIANT),
+                "sensitive host directory mounted read-write: /etc/shadow, /usr/bin", None))
     link, safe_link = tmp_path / f"innocent-{run}", tmp_path / f"safe-{run}"
     link.symlink_to("/etc")
     safe_link.symlink_to(data)
