@@ -35,6 +35,7 @@ from .policy import Decision, Policy
 from .reach import Lookups
 
 T = TypeVar("T")
+KILLED = "killed"  # what _stop_early returns when its kill was sent
 RECENT = 4096  # (id, StartedAt) pairs remembered to decide each start only once
 LAST_DECISIONS = 50  # kept for /status
 
@@ -170,9 +171,8 @@ class Enforcer:
         short = container_id[:12]
         with self._lock:
             changes = self._changes
-        early = None if again else self._known_violator(container_id, policy)
-        if early is not None and not self._stop_early(policy, early, received):
-            early = None
+        known = None if again else self._known_violator(container_id, policy)
+        early = None if known is None else self._stop_early(policy, known, received)
         try:
             data = _retrying(self.engine.container, container_id)
         except EngineNotFoundError:
@@ -196,27 +196,28 @@ class Enforcer:
             self._settle(decision.container_id)
         self.metrics.evaluated.inc()
         self.metrics.evaluation_seconds.observe(time.monotonic() - received)
-        self._record(policy, decision, received, early is not None)
+        self._record(policy, decision, received, early)
         if not again:
             self._keep(policy, decision, found, changes)
         return decision
 
-    def _stop_early(self, policy: Policy, known: Decision, received: float) -> bool:
-        """Kill a violator known since its create, before inspecting it. False if that
-        failed for a reason other than the container being gone, or the action is a stop
-        (its grace period dwarfs an inspect): it is then stopped the usual way."""
+    def _stop_early(self, policy: Policy, known: Decision, received: float) -> str | None:
+        """Kill a violator known since its create, before inspecting it: KILLED, or why
+        there was nothing to kill ("already removed", "already not running"). None if the
+        kill failed otherwise, or the action is a stop (its grace period dwarfs an
+        inspect): it is then stopped the usual way."""
         if policy.action != "kill":
-            return False
+            return None
         try:
             _retrying(self.api.kill, known.container_id)
         except docker.errors.NotFound:
-            return True
+            return "already removed"
         except docker.errors.APIError as e:
-            return bool(e.status_code == 409)  # not running: it ended first
+            return "already not running" if e.status_code == 409 else None  # 409: it ended first
         except Exception:  # noqa: BLE001 - stopped below, after the inspect
-            return False
+            return None
         self.metrics.enforcement_seconds.observe(time.monotonic() - received)
-        return True
+        return KILLED
 
     def _settle(self, container_id: str) -> None:
         with self._lock:
@@ -233,9 +234,11 @@ class Enforcer:
                 self._recent.popitem(last=False)
         return True
 
-    def _record(self, policy: Policy, decision: Decision, received: float, stopped: bool = False) -> None:
-        """Log the decision and act on it; ``stopped``: it was stopped before the inspect."""
-        if stopped and decision.allowed:
+    def _record(self, policy: Policy, decision: Decision, received: float, early: str | None = None) -> None:
+        """Log the decision and act on it. ``early``: what the kill before the inspect did
+        (``_stop_early``); the decision's entry comes first, then, if the container had
+        ended, the same ``gone`` entry as a kill after the inspect writes."""
+        if early == KILLED and decision.allowed:
             self._note(decision, "error")
             self.log.error("%s: stopped on the verdict made when it was created, but it complies as "
                            "inspected after its start (changed meanwhile)", decision.name,
@@ -244,9 +247,11 @@ class Enforcer:
         self._log_decision(policy, decision)
         if decision.allowed or policy.mode == "warn":
             return
-        if stopped:
-            return
         base = _journal_fields(policy, decision)
+        if early is not None:
+            if early != KILLED:
+                self._outcome(decision, base, logging.INFO, early, "gone")
+            return
         if policy.action == "kill":
             self._stop(decision, None, base, received)
         else:

@@ -332,6 +332,18 @@ class JournalBed:
             raise AssertionError(f"no journal line containing {text!r} for {ident}; got:\n"
                                  + "\n".join(self.messages(ident))) from None
 
+    def stream(self, ident: str) -> tuple[socket.socket, dict[str, str]]:
+        """What systemd gives a unit with StandardError=journal: a stream connected to
+        journald's stdout socket after the stream header (identifier, no unit, priority
+        info, level prefixes read), and the JOURNAL_STREAM value naming it. Each line
+        written to it is an entry with SYSLOG_IDENTIFIER=ident and _TRANSPORT=stdout."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(str(self.SOCKET.parent / "stdout"))
+        s.shutdown(socket.SHUT_RD)
+        s.sendall(f"{ident}\n\n6\n1\n0\n0\n0\n".encode())
+        st = os.fstat(s.fileno())
+        return s, {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+
 
 class Covenant:
     """docker-covenant as a user runs it: its own process, a policy file, the private engine."""

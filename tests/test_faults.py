@@ -142,6 +142,26 @@ def test_renamed_or_already_dead_before_evaluation(client, covenant_factory, jou
     assert is_running(exempt) and cov.alive()
 
 
+def test_a_known_violator_that_ends_before_its_early_kill_is_logged_gone(client, covenant_factory, journal):
+    """Known as a violator from its create, it has exited when the kill sent at its start
+    event arrives: the decision's `killed` entry is followed by `already not running`
+    (`gone`), as when a kill after the inspect finds it ended."""
+    cov = covenant_factory("debug: no\n")
+    c = client.containers.create(IMAGE, ["true"], name=unique("ends-first"), network_mode="none")
+    journal.wait_for(cov.ident, f"{c.name}: violates as it is")
+    cov.signal(signal.SIGSTOP)  # its start event waits until it has exited
+    try:
+        c.start()
+        wait_until(lambda: not is_running(c), 5)
+    finally:
+        cov.signal(signal.SIGCONT)
+    gone = journal.wait_for(cov.ident, f"{c.name}: already not running")
+    assert gone["COVENANT_ACTION"] == "gone"
+    messages = journal.messages(cov.ident)
+    assert messages.index(f"{c.name}: stopping container") < messages.index(f"{c.name}: already not running")
+    assert journal.entries(cov.ident, CONTAINER_NAME=c.name, COVENANT_ACTION="killed")
+
+
 def test_daemon_killed_and_restarted_sweeps_what_started_meanwhile(client, covenant_factory, journal):
     first = covenant_factory("debug: no\n")
     first.signal(signal.SIGKILL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -88,6 +89,29 @@ def test_systemd_unit_verifies(tmp_path):
                             check=False)
     assert result.returncode == 0, result.stderr
     assert "docker-covenant.service" not in result.stderr, result.stderr
+
+
+def test_the_units_send_start_up_errors_to_the_journal(tmp_path, journal):
+    """Both units send stderr to the journal (stdout, which the daemon never writes, is
+    discarded): a policy that cannot be used -- exit status 2, not restarted -- is said
+    in the journal, not only as `status=2/INVALIDARGUMENT`. Run here as systemd runs it:
+    stderr a stream into journald, JOURNAL_STREAM naming it."""
+    for name in ("docker-covenant.service", "docker-covenant-authz.service"):
+        lines = (REPO / "contrib" / name).read_text().splitlines()
+        assert "StandardError=journal" in lines and "StandardOutput=null" in lines, name
+    bad = tmp_path / "bad.yml"
+    bad.write_text("web:\n  cap_drop_requird: yes\n")
+    for command in ([], ["authz"]):
+        ident = unique("covtest-unit")
+        stream, env = journal.stream(ident)
+        with stream:
+            result = subprocess.run([sys.executable, "-m", "covenant", "--config", str(bad), *command],
+                                    stdout=subprocess.DEVNULL, stderr=stream.fileno(), timeout=60,
+                                    env={**os.environ, "PYTHONPATH": str(REPO), **env}, check=False)
+        assert result.returncode == 2
+        said = f"docker-covenant: error: {bad}:2: web: unknown key 'cap_drop_requird'"
+        entry = journal.wait_for(ident, said)
+        assert entry["_TRANSPORT"] == "stdout"
 
 
 def test_systemd_units_are_sandboxed(tmp_path):
