@@ -1,5 +1,5 @@
 # docker-covenant as a container. Build: docker build -t docker-covenant .
-# Run it with the line in README.adoc, "As a container" (contrib/docker-run.sh holds it).
+# Run it with the docker run line of README.adoc, "As a container" (tests/test_image.py runs that line).
 
 FROM python:3.11-slim-bookworm AS build
 # systemd-python builds from source against libsystemd.
