@@ -57,7 +57,8 @@ def test_as_a_container_with_the_readme_flags(dockerd, client, journal, tmp_path
     me = client.containers.run(
         IMAGE, [sys.executable, "-m", "covenant"], name="docker-covenant", detach=True,
         cap_drop=["all"], security_opt=["no-new-privileges"], read_only=True, network_mode="none",
-        mem_limit="256m", pids_limit=64, volumes=volumes, working_dir="/", environment={"PYTHONPATH": str(REPO)})
+        mem_limit="256m", pids_limit=64, volumes=volumes, working_dir="/",
+        environment={"PYTHONPATH": str(REPO)})
     journal.wait_for(ident, "following Docker events", timeout=30)
     assert "policy /etc/docker-covenant/docker-covenant.yml" in journal.messages(ident)[0]
     bad = run_container(client, unique("bad"))
