@@ -168,6 +168,7 @@ def test_readme_run_line_enforces_and_passes_strict(image_engine: tuple[PrivateD
     pdir = policy_dir(policy)
     try:
         began = time.monotonic()
+        journal_inode = JournalBed.SOCKET.stat().st_ino
         done = run_shell(host_specific(readme_run_line(), daemon.socket, pdir), daemon.host)
         assert done.returncode == 0, done.stderr
         cov = engine_client.containers.get(NAME)
@@ -181,7 +182,15 @@ def test_readme_run_line_enforces_and_passes_strict(image_engine: tuple[PrivateD
         journal.wait_for(ident, f"{NAME}: this is docker-covenant's own container", COVENANT_ACTION="self")
 
         violator = run_container(engine_client, unique("img-violator"))
-        stopped = journal.wait_for(ident, f"{violator.name}: stopping container")
+        try:
+            stopped = journal.wait_for(ident, f"{violator.name}: stopping container")
+        except AssertionError as e:
+            running = is_running(violator)
+            # the container holds the socket it was started with: a journald another session
+            # started in its place (same path, new socket) never receives its lines
+            replaced = not JournalBed.SOCKET.exists() or JournalBed.SOCKET.stat().st_ino != journal_inode
+            raise AssertionError(f"{e}\n{console(cov)}\n--- violator running: {running}\n"
+                                 f"--- journal socket replaced during the test: {replaced}") from None
         assert stopped["SYSLOG_IDENTIFIER"] == ident
         wait_until(lambda: not is_running(violator), 10, 0.1, "the violator to be killed")
 
@@ -204,25 +213,36 @@ def test_readme_run_line_enforces_and_passes_strict(image_engine: tuple[PrivateD
         bare = pdir / "bare.yml"
         bare.write_text(f"syslog_ident: {ident}\nprofile: strict\n")
         assert [v["check"] for v in audit(daemon.host, bare)[NAME]] == ["CV026"]
-
-        # SIGHUP re-reads the host's policy through the directory mount
-        (pdir / "docker-covenant.yml").write_text(policy + "mode: warn\n")
-        cov.kill(signal="SIGHUP")
-        journal.wait_for(ident, "", COVENANT_ACTION="reloaded")
-        late = run_container(engine_client, unique("img-late"))
-        journal.wait_for(ident, f"{late.name}: not stopping container (warn mode)")
-
-        # the README's check of a policy before (re)starting the container
-        mount = docker.types.Mount("/etc/docker-covenant", str(pdir), type="bind", read_only=True)
-        engine_client.containers.run(IMAGE_TAG, ["--check-config"], mounts=[mount], network_mode="none",
-                                     remove=True)
-        (pdir / "docker-covenant.yml").write_text("profile: nonsense\n")
-        with pytest.raises(docker.errors.ContainerError) as refused:
-            engine_client.containers.run(IMAGE_TAG, ["--check-config"], mounts=[mount], network_mode="none",
-                                         remove=True)
-        assert refused.value.exit_status == 2
+        reload_and_check_config(engine_client, journal, cov, ident, pdir, policy)
     finally:
         shutil.rmtree(pdir, ignore_errors=True)
+
+
+def console(cov: Any) -> str:
+    """What the daemon wrote on its console (debug copies), and its state."""
+    cov.reload()
+    return f"--- docker logs:\n{cov.logs().decode(errors='replace')}\n--- state: {cov.attrs['State']}"
+
+
+def reload_and_check_config(engine_client: docker.DockerClient, journal: JournalBed, cov: Any, ident: str,
+                        pdir: Path, policy: str) -> None:
+    """SIGHUP re-reads the host's policy through the directory mount; --check-config as the
+    README gives it, before a (re)start."""
+    (pdir / "docker-covenant.yml").write_text(policy + "mode: warn\n")
+    cov.kill(signal="SIGHUP")
+    journal.wait_for(ident, "", COVENANT_ACTION="reloaded")
+    late = run_container(engine_client, unique("img-late"))
+    journal.wait_for(ident, f"{late.name}: not stopping container (warn mode)")
+
+    # the README's check of a policy before (re)starting the container
+    mount = docker.types.Mount("/etc/docker-covenant", str(pdir), type="bind", read_only=True)
+    engine_client.containers.run(IMAGE_TAG, ["--check-config"], mounts=[mount], network_mode="none",
+                                 remove=True)
+    (pdir / "docker-covenant.yml").write_text("profile: nonsense\n")
+    with pytest.raises(docker.errors.ContainerError) as refused:
+        engine_client.containers.run(IMAGE_TAG, ["--check-config"], mounts=[mount], network_mode="none",
+                                     remove=True)
+    assert refused.value.exit_status == 2
 
 
 def audit(host: str, config: Path) -> dict[str, list[dict[str, Any]]]:
