@@ -213,6 +213,11 @@ def test_readme_run_line_enforces_and_passes_strict(image_engine: tuple[PrivateD
         bare = pdir / "bare.yml"
         bare.write_text(f"syslog_ident: {ident}\nprofile: strict\n")
         assert [v["check"] for v in audit(daemon.host, bare)[NAME]] == ["CV026"]
+        # cis asks more of it, as README.adoc says: a CPU limit, a limited restart policy (and an
+        # AppArmor profile, which a host without AppArmor never gives)
+        cis = pdir / "cis.yml"
+        cis.write_text(f"syslog_ident: {ident}\nprofile: cis\n{NAME}:\n  docker_socket_forbidden: no\n")
+        assert {v["check"] for v in audit(daemon.host, cis)[NAME]} - {"CV005"} == {"CV016", "CV018"}
         reload_and_check_config(engine_client, journal, cov, ident, pdir, policy)
     finally:
         shutil.rmtree(pdir, ignore_errors=True)
