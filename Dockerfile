@@ -11,6 +11,7 @@ COPY constraints.txt setup.py README.adoc ./
 COPY covenant ./covenant
 # Every dependency as a wheel, at the pinned versions; then a virtual environment made
 # from those wheels only (--no-index): the final stage copies that one directory.
+# (setup.py builds with the base image's setuptools and wheel: those are not pinned here.)
 RUN pip wheel --no-cache-dir --wheel-dir /wheels -c constraints.txt . \
  && python -m venv --without-pip /opt/docker-covenant \
  && pip --python /opt/docker-covenant/bin/python install --no-cache-dir --no-index \
