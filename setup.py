@@ -10,6 +10,8 @@ setup(
     long_description_content_type="text/plain",
     license="MIT",
     packages=find_packages(include=["covenant", "covenant.*"]),
+    # The units' Documentation= points here: the manual travels with the install.
+    data_files=[("share/doc/docker-covenant", ["README.adoc"])],
     python_requires=">=3.9",
     install_requires=["docker>=6.0", "PyYAML>=5.4", "systemd-python>=234", "prometheus_client>=0.16"],
     extras_require={
