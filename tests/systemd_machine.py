@@ -148,11 +148,9 @@ def cached_wheels(repo: Path) -> Path:
     try:
         requirements = [line.split("==")[0] for line in text.splitlines()
                         if line.strip() and not line.startswith("#")]
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--isolated", "--no-cache-dir",
-                        "--index-url", "https://pypi.org/simple", "-d", str(work), "-c", str(constraints),
-                        *requirements, "setuptools", "wheel"],
-                       check=True, capture_output=True, timeout=600,
-                       env={**os.environ, "PIP_CERT": "/etc/ssl/certs/ca-certificates.crt"})
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-cache-dir",
+                        "-d", str(work), "-c", str(constraints), *requirements, "setuptools", "wheel"],
+                       check=True, capture_output=True, timeout=600)
         work.rename(wheels)
     finally:
         shutil.rmtree(work, ignore_errors=True)
