@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
-from .checks import CATALOGUE, CHECKS, ORIGINAL_KEYS, PROFILES, SETTINGS
+from .checks import CATALOGUE, CHECKS, ORIGINAL_KEYS, PROFILES, SETTINGS, USAGE_CHECKS
 from .enforce import look_up
 from .engine import DockerEngine, EngineLookupError, EngineNotFoundError
 from .policy import Decision, Policy
@@ -127,6 +127,8 @@ def catalogue() -> str:
         else:
             on = [p for p, keys in PROFILES.items() if c.key in ORIGINAL_KEYS or c.key in keys]
         lines.append((c.id, c.cis or "-", c.key, ",".join(on) or "-", title))
+    for u in USAGE_CHECKS:  # sampled by the daemon while usage_interval is set
+        lines.append((u.id, "-", u.key, "when set", u.title + " [daemon, usage_interval]"))
     widths = [max(len(row[i]) for row in lines) for i in range(4)]
     return "\n".join("  ".join(col.ljust(w) for col, w in zip(row[:4], widths)) + "  " + row[4]
                      for row in lines) + "\n"

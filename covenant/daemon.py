@@ -22,6 +22,8 @@ from .engine import DockerEngine
 from .events import Watcher, reaudit, reconcile
 from .metrics import Metrics, serve
 from .policy import Policy, PolicyError, load_policy, parse_address
+from .sampler import WORKERS as SAMPLER_WORKERS
+from .sampler import Sampler
 
 
 def notify(state: str) -> None:
@@ -82,6 +84,7 @@ class Daemon:
         self.enforcer: Enforcer | None = None
         self.watcher: Watcher | None = None
         self._reaudit: threading.Thread | None = None
+        self._usage: threading.Thread | None = None
         self._reconcile: threading.Thread | None = None
         self._events_thread: threading.Thread | None = None
 
@@ -166,8 +169,16 @@ class Daemon:
             self._reconcile.start()
 
     def _start_timers(self) -> None:
-        """Reconciliation and re-audit threads, if their interval is set (a reload may set it)."""
+        """Reconciliation, re-audit and usage threads, if their interval is set (a reload may
+        set it)."""
         self._start_reconcile()
+        if self.policy.usage_interval and not (self._usage and self._usage.is_alive()):
+            assert self.enforcer is not None
+            sampler = Sampler(DockerEngine(pool=SAMPLER_WORKERS), lambda: self.policy, self.enforcer.act,
+                              lambda: self.log, self.metrics, self.enforcer.own_id)
+            self._usage = threading.Thread(target=sampler.run, args=(self.stopping,), name="usage",
+                                           daemon=True)
+            self._usage.start()
         if self.policy.reaudit_interval and not (self._reaudit and self._reaudit.is_alive()):
             assert self.watcher is not None and self.enforcer is not None
             self._reaudit = threading.Thread(

@@ -97,6 +97,10 @@ class Enforcer:
         with self._lock:
             self._known.pop(container_id, None)
 
+    def act(self, decision: Decision) -> None:
+        """A decision made elsewhere (the usage sampler): logged and acted on as any other."""
+        self._record(self.policy, decision, time.monotonic())
+
     def _prejudge(self, container_id: str, changes: int) -> None:
         """Judge a created container; keep the verdict of a violator for its start."""
         policy = self.policy

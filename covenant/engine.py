@@ -167,10 +167,20 @@ class DockerEngine:
 
     def running(self) -> list[str]:
         """The ids of the running containers (``docker ps -q``)."""
+        return [str(c["Id"]) for c in self.listed()]
+
+    def listed(self) -> list[dict[str, Any]]:
+        """The running containers as ``GET /containers/json`` lists them (id, names,
+        image reference, labels): enough to select policy sections without an inspect."""
         listed = self._get_json("/containers/json")
-        if not isinstance(listed, list):
+        if not isinstance(listed, list) or not all(isinstance(c, dict) and "Id" in c for c in listed):
             raise EngineLookupError("unexpected answer from dockerd for /containers/json")
-        return [str(c["Id"]) for c in listed]
+        return listed
+
+    def stats(self, ref: str) -> dict[str, Any]:
+        """One reading of a container's stats, at once (``one-shot``: no second sample
+        for a CPU delta; the sampler keeps the previous reading itself)."""
+        return self._get("/containers/" + quote(ref, safe="") + "/stats?stream=false&one-shot=true")
 
     def container(self, ref: str) -> dict[str, Any]:
         return self._get("/containers/" + quote(ref, safe="") + "/json")

@@ -38,6 +38,13 @@ class Metrics:
         self.reconciled = Counter("covenant_reconciled", "Running containers found by reconciliation that "
                                   "no event had brought (events dropped by dockerd)", registry=r)
         self.connected = Gauge("covenant_events_connected", "1 while the events stream is open", registry=r)
+        self.usage_rounds = Counter("covenant_usage_rounds", "Usage sampling rounds, by result",
+                                    ["result"], registry=r)
+        self.usage_sampled = Gauge("covenant_usage_sampled", "Containers whose stats the last usage "
+                                   "round read (those a usage limit applies to)", registry=r)
+        self.usage_round_seconds = Histogram("covenant_usage_round_seconds", "One usage round: list, "
+                                             "stats of each limited container, judge", registry=r,
+                                             buckets=LATENCY_BUCKETS)
         self.reloads = Counter("covenant_policy_reloads", "Policy reloads, by result", ["result"], registry=r)
 
     def exposition(self) -> bytes:

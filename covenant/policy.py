@@ -22,11 +22,14 @@ from .checks import (
     DEFAULTS,
     PROFILES,
     SETTINGS,
+    USAGE_CHECKS,
     Container,
     Violation,
     config,
     container_name,
     evaluate,
+    parse_duration,
+    parse_size,
 )
 from .reach import Lookups
 
@@ -118,6 +121,7 @@ class Policy:
     stop_timeout: int = 10
     reaudit_interval: float = 0
     reconcile_interval: float = 5
+    usage_interval: float = 0
     metrics_address: str | None = None
     profile: str = "original"
     fail: str = "closed"
@@ -171,6 +175,7 @@ class Policy:
             "stop_timeout": self.stop_timeout,
             "reaudit_interval": self.reaudit_interval,
             "reconcile_interval": self.reconcile_interval,
+            "usage_interval": self.usage_interval,
             "metrics_address": self.metrics_address,
             "profile": self.profile,
             "fail": self.fail,
@@ -212,6 +217,7 @@ RESERVED: Mapping[str, tuple[type | tuple[type, ...], Any, str]] = {
     "stop_timeout": (int, lambda v: v >= 0, "a whole number of seconds, 0 or more"),
     "reaudit_interval": ((int, float), lambda v: v >= 0, "a number of seconds, 0 (off) or more"),
     "reconcile_interval": ((int, float), lambda v: v >= 0, "a number of seconds, 0 (off) or more"),
+    "usage_interval": ((int, float), lambda v: v == 0 or v >= 1, "a number of seconds, 0 (off) or 1 or more"),
     "metrics_address": (str, _valid_address, "HOST:PORT or :PORT (loopback)"),
     "profile": (str, lambda v: v in PROFILES, "one of: " + ", ".join(PROFILES)),
     "fail": (str, lambda v: v in ("closed", "open"), "closed or open"),
@@ -334,7 +340,34 @@ def _section(path: str, line: int | None, key: str, value: Any, selector: tuple[
     return Section(key, kind, pattern, settings, waive, order)
 
 
+def _usage_setting(path: str, line: int | None, where: str, kind: str, value: Any) -> Any:
+    """A usage limit's value (checks/usage.py); None (``~``) turns an inherited one off."""
+    if value is None and kind != "duration":
+        return None
+    if kind == "size":
+        size = parse_size(value)
+        if size is None:
+            raise PolicyError(path, line, f"{where}: expected a size such as 2GiB, 512m or a number of "
+                              f"bytes, got {value!r}")
+        return size
+    if kind == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise PolicyError(path, line, f"{where}: expected a number of CPUs above 0, got {value!r}")
+        return float(value)
+    if kind == "count":
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise PolicyError(path, line, f"{where}: expected a whole number above 0, got {value!r}")
+        return value
+    seconds = parse_duration(value)
+    if seconds is None:
+        raise PolicyError(path, line, f"{where}: expected a duration such as 90, 30s, 5m or 1h, "
+                          f"got {value!r}")
+    return seconds
+
+
 def _setting(path: str, line: int | None, where: str, kind: str, value: Any, paths: bool = False) -> Any:
+    if kind in ("size", "number", "count", "duration"):
+        return _usage_setting(path, line, where, kind, value)
     if kind == "bool":
         if not isinstance(value, bool):
             raise PolicyError(path, line, f"{where}: expected yes or no, got {value!r}")
@@ -353,11 +386,13 @@ def _waive(path: str, line: int | None, key: str, value: Any) -> frozenset[str]:
     ids = [value] if isinstance(value, str) else value
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise PolicyError(path, line, f"{key}.waive: expected a list of check ids, got {value!r}")
-    unknown = [i for i in ids if i.upper() not in CHECKS]
+    unknown = [i for i in ids if i.upper() not in CHECKS and i.upper() not in USAGE_IDS]
     if unknown:
         raise PolicyError(path, line, f"{key}.waive: unknown check id {unknown[0]!r} "
                           f"(known: {CATALOGUE_RANGE})")
     return frozenset(i.upper() for i in ids)
 
 
-CATALOGUE_RANGE = f"{min(CHECKS)}-{max(CHECKS)}; see docker-covenant checks"
+USAGE_IDS = frozenset(c.id for c in USAGE_CHECKS)
+CATALOGUE_RANGE = (f"{min(CHECKS)}-{max(CHECKS)}, {min(USAGE_IDS)}-{max(USAGE_IDS)}; "
+                   "see docker-covenant checks")

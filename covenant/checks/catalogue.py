@@ -32,7 +32,7 @@ class Setting:
 
     name: str
     default: Any
-    kind: str  # "bool" or "list"
+    kind: str  # "bool", "list", or for usage limits "size", "number", "count", "duration"
     doc: str
     paths: bool = False  # a list of absolute host paths
 
@@ -170,6 +170,12 @@ SETTINGS: Mapping[str, Setting] = {s.name: s for s in (
     Setting("ulimit_override_forbidden", False, _B, "forbid --ulimit"),
     Setting("proc_unmasked_forbidden", False, _B, "forbid --security-opt systempaths=unconfined "
             "(empty MaskedPaths/ReadonlyPaths)"),
+    # Usage limits (checks/usage.py), sampled while usage_interval is set: unset is off.
+    Setting("memory_usage_max", None, "size", "CV201: memory in use above this (2GiB, 512m, bytes)"),
+    Setting("cpu_usage_max", None, "number", "CV202: CPUs in use above this (1.5 is one and a half)"),
+    Setting("pids_usage_max", None, "count", "CV203: processes above this"),
+    Setting("usage_for", 60.0, "duration", "how long usage stays above a limit before it counts "
+            "(90, 30s, 5m, 1h)"),
 )}
 DEFAULTS: Mapping[str, Any] = {name: s.default for name, s in SETTINGS.items()}
 ORIGINAL_KEYS = ("privileged", "cap_drop_required", "security_opt_required")
