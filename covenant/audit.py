@@ -7,6 +7,7 @@ It uses the daemon's evaluator (``Policy.decide``) and stops nothing. Exit statu
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ from .enforce import look_up
 from .engine import DockerEngine, EngineLookupError, EngineNotFoundError
 from .policy import Decision, Policy
 from .reach import Lookups
+from .scanner import Scanner, scan_lookup
 
 CLEAN, VIOLATIONS, ERROR = 0, 1, 2
 
@@ -38,10 +40,16 @@ def load_inspect(text: str, source: str) -> list[dict[str, Any]]:
     return items
 
 
-def running_containers(progress: TextIO | None) -> Iterator[tuple[dict[str, Any], Lookups | None]]:
+def running_containers(progress: TextIO | None, policy: Policy | None = None,
+                       ) -> Iterator[tuple[dict[str, Any], Lookups | None]]:
     """Inspect every running container, eight at a time, with the volumes and containers it
-    references (``enforce.look_up``); a container gone meanwhile is skipped."""
+    references (``enforce.look_up``); a container gone meanwhile is skipped. With a policy
+    that has an image scanner, the images its sections require scanned are scanned (each
+    once), and the audit waits for the verdicts."""
     engine = DockerEngine()
+    if policy is not None and policy.image_scan is not None:
+        scanner = Scanner(lambda: policy.image_scan, lambda: logging.getLogger("docker-covenant"))
+        engine.scan_hook = scan_lookup(scanner, lambda: policy, engine.image, float("inf"))
     try:
         ids = engine.running()
     except EngineLookupError as e:
@@ -99,7 +107,7 @@ def run(policy: Policy, fmt: str, inspect_file: str | None) -> int:
             containers: Iterable[tuple[dict[str, Any], Lookups | None]] = (
                 (c, None) for c in load_inspect(text, inspect_file))
         else:
-            containers = running_containers(sys.stderr if sys.stderr.isatty() else None)
+            containers = running_containers(sys.stderr if sys.stderr.isatty() else None, policy)
         data = rows(policy.decide(c, lookups) for c, lookups in containers)
     except AuditError as e:
         print(f"docker-covenant: error: {e}", file=sys.stderr)
@@ -126,7 +134,7 @@ def catalogue() -> str:
             title += f" [default: {SETTINGS[c.key].default}]"
         else:
             on = [p for p, keys in PROFILES.items() if c.key in ORIGINAL_KEYS or c.key in keys]
-        lines.append((c.id, c.cis or "-", c.key, ",".join(on) or "-", title))
+        lines.append((c.id, c.cis or "-", c.key, ",".join(on) or "when set", title))
     for u in USAGE_CHECKS:  # sampled by the daemon while usage_interval is set
         lines.append((u.id, "-", u.key, "when set", u.title + " [daemon, usage_interval]"))
     widths = [max(len(row[i]) for row in lines) for i in range(4)]

@@ -24,6 +24,9 @@ from .metrics import Metrics, serve
 from .policy import Policy, PolicyError, load_policy, parse_address
 from .sampler import WORKERS as SAMPLER_WORKERS
 from .sampler import Sampler
+from .scanner import Scanner, scan_lookup
+
+AUTHZ_SCAN_WAIT = 2.0  # seconds the plugin waits for a scan verdict (unscanned: wait); dockerd waits on it
 
 
 def notify(state: str) -> None:
@@ -85,6 +88,7 @@ class Daemon:
         self.watcher: Watcher | None = None
         self._reaudit: threading.Thread | None = None
         self._usage: threading.Thread | None = None
+        self.scanner = Scanner(lambda: self.policy.image_scan, lambda: self.log, self._scanned)
         self._reconcile: threading.Thread | None = None
         self._events_thread: threading.Thread | None = None
 
@@ -109,7 +113,10 @@ class Daemon:
                       f", own container {own_id[:12]}" if own_id else "")
         server = self._serve_http()
         if self.authz_socket:
-            self.authz = AuthzPlugin(self.policy, self.log, self.authz_socket, DockerEngine())
+            engine = DockerEngine()
+            # the plugin never waits long on a scan: dockerd waits on the plugin
+            engine.scan_hook = scan_lookup(self.scanner, lambda: self.policy, engine.image, AUTHZ_SCAN_WAIT)
+            self.authz = AuthzPlugin(self.policy, self.log, self.authz_socket, engine)
             self.authz.serve()
             self.log.info("serving the authorization plugin on %s", self.authz_socket)
         if self.watch:
@@ -136,6 +143,9 @@ class Daemon:
 
     def _follow(self, api: docker.APIClient, own_id: str | None) -> None:
         self.enforcer = Enforcer(api, self.policy, self.log, own_id, self.metrics)
+        engine = self.enforcer.engine
+        if isinstance(engine, DockerEngine):  # an evaluation thread may wait out the scan
+            engine.scan_hook = scan_lookup(self.scanner, lambda: self.policy, engine.image, float("inf"))
         self.watcher = Watcher(api, self.enforcer.submit, self.log, on_connected=self._on_connected,
                                metrics=self.metrics, on_change=self.enforcer.submit_change,
                                on_create=self.enforcer.submit_create, on_destroy=self.enforcer.forget)
@@ -158,6 +168,12 @@ class Daemon:
 
     def _on_connected(self) -> None:
         notify("READY=1\nSTATUS=" + self.status_line())
+
+    def _scanned(self, image_id: str) -> None:
+        """A scan ended: judge the running containers again (one allowed while its image had
+        no verdict is stopped now if the verdict rejects it)."""
+        if self.watcher is not None and self.enforcer is not None and self.watcher.connected.is_set():
+            self.watcher.sweep(self.enforcer.submit_again)
 
     def _start_reconcile(self) -> None:
         if self.policy.reconcile_interval and not (self._reconcile and self._reconcile.is_alive()):

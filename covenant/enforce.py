@@ -330,7 +330,7 @@ def look_up(engine: Engine, container: dict[str, Any]) -> Lookups:
     """What the core needs to know about the volumes and containers this one references,
     asked of the engine (a volume or container gone meanwhile is left out)."""
     return lookups.look_up(container, partial(_found, engine.container), partial(_found, engine.volume),
-                           engine.host_path)
+                           engine.host_path, engine.image_scan)
 
 
 def _found(call: Callable[[str], Any], ref: str) -> Any:

@@ -16,7 +16,7 @@ import json
 import os
 import queue
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -47,6 +47,7 @@ class Engine(Protocol):
     def volume(self, name: str) -> dict[str, Any]: ...
     def api_version(self) -> str: ...
     def host_path(self, path: str) -> str: ...
+    def image_scan(self, container: Mapping[str, Any]) -> Mapping[str, Any] | None: ...
 
 
 class UnixConnection(http.client.HTTPConnection):
@@ -88,6 +89,9 @@ class DockerEngine:
         # the engine's files are ours to read: a local engine, and not from inside a container
         self.host_files = host_files if host_files is not None else \
             bool(self.unix_path) and identity.own_container_id() is None
+        # the image gate's verdict on a container's image (scanner.scan_lookup), when the
+        # policy has a scanner: set by the entry point that runs one
+        self.scan_hook: Callable[[Mapping[str, Any]], Mapping[str, Any] | None] | None = None
 
     @contextmanager
     def _client(self) -> Iterator[Any]:
@@ -199,6 +203,13 @@ class DockerEngine:
 
     def volume(self, name: str) -> dict[str, Any]:
         return self._get("/volumes/" + quote(name, safe=""))
+
+    def image(self, ref: str) -> dict[str, Any]:
+        return self._get("/images/" + quote(ref, safe="/:@") + "/json")
+
+    def image_scan(self, container: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The scanner's verdict on the container's image, if a scanner runs (else None)."""
+        return self.scan_hook(container) if self.scan_hook is not None else None
 
     def host_path(self, path: str) -> str:
         """Where a host path leads, every symbolic link followed as the kernel follows it

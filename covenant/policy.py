@@ -21,7 +21,9 @@ from .checks import (
     CHECKS,
     DEFAULTS,
     PROFILES,
+    SCAN_FORMATS,
     SETTINGS,
+    SEVERITIES,
     USAGE_CHECKS,
     Container,
     Violation,
@@ -112,6 +114,23 @@ class Decision:
         return not self.violations
 
 
+UNSCANNED = ("wait", "allow", "deny")
+
+
+@dataclass(frozen=True)
+class ImageScan:
+    """The image gate's scanner (top-level ``image_scan``; CV301 in sections that require
+    it): the command (``{image}`` is replaced by the image id, ``{ref}`` by the reference the
+    container was created with), its report format, the severity that rejects, how long a
+    scan may take, and what happens to a container whose image has no verdict yet."""
+
+    command: tuple[str, ...]
+    format: str
+    severity: str = "HIGH"
+    timeout: float = 300.0
+    unscanned: str = "wait"
+
+
 @dataclass(frozen=True)
 class Policy:
     syslog_ident: str = "docker-covenant"
@@ -127,6 +146,7 @@ class Policy:
     fail: str = "closed"
     log_requests: bool = False
     allowed_plugins: tuple[str, ...] = ()
+    image_scan: ImageScan | None = None
     sections: tuple[Section, ...] = ()
     source: str = "<defaults>"
     digest: str = ""
@@ -181,6 +201,10 @@ class Policy:
             "fail": self.fail,
             "log_requests": self.log_requests,
             "allowed_plugins": list(self.allowed_plugins),
+            "image_scan": None if self.image_scan is None else {
+                "command": list(self.image_scan.command), "format": self.image_scan.format,
+                "severity": self.image_scan.severity, "timeout": self.image_scan.timeout,
+                "unscanned": self.image_scan.unscanned},
             "defaults": {**DEFAULTS, **PROFILES[self.profile]},
             "sections": {s.selector: {"selects": s.kind, "settings": dict(s.settings),
                                       "waive": sorted(s.waive)} for s in self.sections},
@@ -296,16 +320,64 @@ def parse_policy(raw: bytes | str, path: str = "<policy>") -> Policy:
         if not isinstance(key, str):
             raise PolicyError(path, line, f"unknown key {key!r}: keys must be text")
         selector = selector_kind(key)
-        if key in RESERVED:
+        if key == "image_scan":
+            settings[key] = _image_scan(path, line, value)
+        elif key in RESERVED:
             settings[key] = _reserved(path, line, key, value)
         elif selector is not None:
             sections.append(_section(path, line, key, value, selector, order))
         else:
             raise PolicyError(path, line, f"unknown key {key!r}: neither a setting ("
-                              + ", ".join(RESERVED) + "), a container name, a name glob, "
+                              + ", ".join([*RESERVED, "image_scan"]) + "), a container name, a name glob, "
                               "image=PATTERN nor label=KEY[=VALUE]")
+    if "image_scan" not in settings:
+        _no_scanner_required(path, doc.lines, sections)
     return Policy(**settings, sections=tuple(sections), source=path,
                   digest=hashlib.sha256(data).hexdigest())
+
+
+def _no_scanner_required(path: str, lines: Mapping[Any, int], sections: list[Section]) -> None:
+    for section in sections:
+        if section.settings.get("image_scan_required"):
+            raise PolicyError(path, lines.get(section.selector), f"{section.selector}: "
+                              "image_scan_required needs a top-level image_scan (the scanner to run)")
+
+
+def _image_scan(path: str, line: int | None, value: Any) -> ImageScan:
+    """The top-level ``image_scan`` mapping, every key checked with its own line."""
+    if not isinstance(value, _Lines):
+        raise PolicyError(path, line, f"image_scan: expected a mapping (command, format, severity, timeout, "
+                          f"unscanned), got {value!r}")
+    known = ("command", "format", "severity", "timeout", "unscanned")
+    for key in value:
+        if key not in known:
+            raise PolicyError(path, value.lines.get(key, line), f"image_scan: unknown key {key!r} "
+                              f"(known: {', '.join(known)})")
+
+    def where(key: str) -> int | None:
+        return value.lines.get(key, line)
+
+    command = value.get("command")
+    if not isinstance(command, list) or not command or not all(isinstance(c, str) and c for c in command):
+        raise PolicyError(path, where("command"), "image_scan.command: expected a list of strings "
+                          f"(the scanner and its arguments, {{image}} for the image id), got {command!r}")
+    fmt = value.get("format")
+    if fmt not in SCAN_FORMATS:
+        raise PolicyError(path, where("format"), f"image_scan.format: expected one of: "
+                          f"{', '.join(SCAN_FORMATS)}, got {fmt!r}")
+    severity = value.get("severity", "HIGH")
+    if not isinstance(severity, str) or severity.upper() not in SEVERITIES[1:]:
+        raise PolicyError(path, where("severity"), "image_scan.severity: expected one of: "
+                          f"{', '.join(SEVERITIES[1:])}, got {severity!r}")
+    timeout = parse_duration(value.get("timeout", 300))
+    if not timeout:
+        raise PolicyError(path, where("timeout"), "image_scan.timeout: expected a duration above 0 such as "
+                          f"300, 90s or 5m, got {value.get('timeout')!r}")
+    unscanned = value.get("unscanned", "wait")
+    if unscanned not in UNSCANNED:
+        raise PolicyError(path, where("unscanned"), f"image_scan.unscanned: expected one of: "
+                          f"{', '.join(UNSCANNED)}, got {unscanned!r}")
+    return ImageScan(tuple(command), fmt, severity.upper(), timeout, unscanned)
 
 
 def _reserved(path: str, line: int | None, key: str, value: Any) -> Any:

@@ -45,6 +45,8 @@ class Lookups:
     volumes: Mapping[str, Inspect] = field(default_factory=dict)
     containers: Mapping[str, Inspect] = field(default_factory=dict)
     real_paths: Mapping[str, str] = field(default_factory=dict)
+    # the image scanner's verdict on the container's image (checks/scan.py), if asked
+    image_scan: Mapping[str, Any] | None = None
 
 
 NO_LOOKUPS = Lookups()
@@ -273,4 +275,7 @@ def widen(container: Inspect, lookups: Lookups | None = None) -> dict[str, Any]:
         mode, via = namespace(container, name, lookups)
         if via is not None and mode == "host":
             hc[name], borrowed[name] = "host", via
-    return {**container, "HostConfig": hc, "Mounts": mounts(container, lookups), "Borrowed": borrowed}
+    widened = {**container, "HostConfig": hc, "Mounts": mounts(container, lookups), "Borrowed": borrowed}
+    if lookups.image_scan is not None:
+        widened["ImageScan"] = dict(lookups.image_scan)
+    return widened

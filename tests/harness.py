@@ -459,10 +459,10 @@ def host_python_mounts(*extra: str) -> dict[str, dict[str, str]]:
 
 
 def run_container(client: docker.DockerClient, name: str | None = None, command: list[str] | None = None,
-                  **kwargs: Any) -> Any:
+                  image: str = IMAGE, **kwargs: Any) -> Any:
     """A busybox container on no network; a compliant one unless told otherwise."""
     kwargs = {"network_mode": "none", **kwargs}
-    return client.containers.run(IMAGE, command or ["sleep", "300"], name=name, detach=True, **kwargs)
+    return client.containers.run(image, command or ["sleep", "300"], name=name, detach=True, **kwargs)
 
 
 COMPLIANT = {"cap_drop": ["ALL"], "security_opt": ["no-new-privileges"]}

@@ -65,6 +65,9 @@ class FakeEngine:
     def host_path(self, path):
         return {"/srv/innocent": "/etc"}.get(path, path)  # a symbolic link on the engine's host
 
+    def image_scan(self, container):
+        return None  # no scanner configured
+
 
 def named(case: str, name: str) -> dict:
     return {**RECORDED[case], "Name": "/" + name}

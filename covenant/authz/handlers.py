@@ -105,7 +105,7 @@ def lookups_of(engine: Engine, container: dict[str, Any]) -> Lookups:
     (dockerd makes a named volume afresh, and refuses a reference it cannot find); any
     other failure raises, and the request is denied."""
     return look_up(container, partial(_or_none, engine.container), partial(_or_none, engine.volume),
-                   engine.host_path)
+                   engine.host_path, engine.image_scan)
 
 
 def _or_none(find: Callable[[str], dict[str, Any]], ref: str) -> dict[str, Any] | None:

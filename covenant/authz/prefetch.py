@@ -21,7 +21,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -117,6 +117,9 @@ class Prefetching:
 
     def host_path(self, path: str) -> str:
         return self.engine.host_path(path)
+
+    def image_scan(self, container: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        return self.engine.image_scan(container)
 
 
 def _kind(uri: str) -> str | None:

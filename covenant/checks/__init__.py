@@ -52,6 +52,8 @@ from .reading import (
     security_opts,
     split_security_opt,
 )
+from .scan import FORMATS as SCAN_FORMATS
+from .scan import SEVERITIES
 from .usage import (
     USAGE_CHECKS,
     USAGE_KEYS,
@@ -77,8 +79,10 @@ __all__ = [
     "ORIGINAL_KEYS",
     "PROFILES",
     "ROOT_USERS",
+    "SCAN_FORMATS",
     "SENSITIVE_HOST_PATHS",
     "SETTINGS",
+    "SEVERITIES",
     "USAGE_CHECKS",
     "USAGE_KEYS",
     "Check",

@@ -16,6 +16,7 @@ from .mounts import _bind_prefixes, _docker_socket, _read_only, _sensitive_mount
 from .privileges import _cap_add_all, _cap_add_extra, _cap_drop, _privileged, _root_user
 from .reading import container_name
 from .resources import _cgroup_parent, _cpu, _memory, _pids_limit, _restart, _ulimits
+from .scan import _image_scan
 from .security import (
     _apparmor,
     _no_new_privileges,
@@ -125,6 +126,9 @@ CATALOGUE: tuple[Check, ...] = (
           _ulimits, "{name}: ulimits overridden{detail}"),
     Check("CV033", "Kernel paths under /proc masked and read-only (no systempaths=unconfined)", None,
           "proc_unmasked_forbidden", _proc_unmasked, "{name}: /proc paths unmasked{detail}"),
+    # CV2xx are usage limits (checks/usage.py), judged on stats, not here.
+    Check("CV301", "Image accepted by the vulnerability scanner (image_scan)", None, "image_scan_required",
+          _image_scan, "{name}: image not accepted by the vulnerability scan{detail}"),
 )
 CHECKS: Mapping[str, Check] = {c.id: c for c in CATALOGUE}
 
@@ -170,6 +174,8 @@ SETTINGS: Mapping[str, Setting] = {s.name: s for s in (
     Setting("ulimit_override_forbidden", False, _B, "forbid --ulimit"),
     Setting("proc_unmasked_forbidden", False, _B, "forbid --security-opt systempaths=unconfined "
             "(empty MaskedPaths/ReadonlyPaths)"),
+    Setting("image_scan_required", False, _B, "CV301: require the image_scan scanner's verdict "
+            "(no finding at or above its severity)"),
     # Usage limits (checks/usage.py), sampled while usage_interval is set: unset is off.
     Setting("memory_usage_max", None, "size", "CV201: memory in use above this (2GiB, 512m, bytes)"),
     Setting("cpu_usage_max", None, "number", "CV202: CPUs in use above this (1.5 is one and a half)"),
