@@ -284,13 +284,16 @@ class Enforcer:
             return
         action = "killed" if policy.action == "kill" else "stopped"
         self._note(decision, action)
-        self.log.warning("%s: stopping container", decision.name,
+        self.log.warning("%s: stopping container%s", decision.name,
+                         f" (a task of service {decision.service})" if decision.service else "",
                          extra=fields(**base, COVENANT_CHECK=checks, COVENANT_ACTION=action))
 
     def _note(self, decision: Decision, action: str) -> None:
         self.metrics.actions.labels(action).inc()
+        if decision.service:
+            self.metrics.service_actions.labels(decision.service, action).inc()
         self.decisions.append({"time": time.time(), "id": decision.container_id, "name": decision.name,
-                               "image": decision.image, "action": action,
+                               "image": decision.image, "action": action, "service": decision.service,
                                "checks": [v.check for v in decision.violations]})
 
     def _stop(self, decision: Decision, timeout: int | None, base: dict[str, str], received: float) -> None:
@@ -322,8 +325,11 @@ class Enforcer:
 
 
 def _journal_fields(policy: Policy, decision: Decision) -> dict[str, str]:
-    return {"CONTAINER_ID": decision.container_id, "CONTAINER_NAME": decision.name,
+    base = {"CONTAINER_ID": decision.container_id, "CONTAINER_NAME": decision.name,
             "CONTAINER_IMAGE": decision.image, "COVENANT_MODE": policy.mode}
+    if decision.service:  # a Swarm task: the service is what the operator changes
+        base["COVENANT_SERVICE"] = decision.service
+    return base
 
 
 def look_up(engine: Engine, container: dict[str, Any]) -> Lookups:

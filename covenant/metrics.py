@@ -28,6 +28,8 @@ class Metrics:
         self.violations = Counter("covenant_violations", "Violations found, by check id", ["check"],
                                   registry=r)
         self.actions = Counter("covenant_actions", "Decisions taken, by action", ["action"], registry=r)
+        self.service_actions = Counter("covenant_service_actions", "Decisions on Swarm tasks, by service "
+                                       "and action", ["service", "action"], registry=r)
         self.evaluation_seconds = Histogram(
             "covenant_evaluation_seconds", "Inspect and evaluate one container", registry=r,
             buckets=LATENCY_BUCKETS)

@@ -37,6 +37,7 @@ from .reach import Lookups
 
 CONFIG_SEARCH_PATH = (Path("docker-covenant.yml"), Path("/etc/docker-covenant/docker-covenant.yml"))
 MODES = ("enforce", "warn")
+SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"  # set by the orchestrator on every task
 ACTIONS = ("kill", "stop")
 # The engine's own rule for container names (daemon/names: RestrictedNamePattern).
 CONTAINER_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
@@ -108,6 +109,7 @@ class Decision:
     image: str
     violations: tuple[Violation, ...]
     waived: tuple[Violation, ...] = ()
+    service: str = ""  # the Swarm service whose task this container is (its label), if any
 
     @property
     def allowed(self) -> bool:
@@ -181,6 +183,7 @@ class Policy:
             image=str(config(container).get("Image", "")),
             violations=violations,
             waived=waived_violations,
+            service=str((config(container).get("Labels") or {}).get(SWARM_SERVICE_LABEL) or ""),
         )
 
     def describe(self) -> dict[str, Any]:
