@@ -20,8 +20,9 @@ from .authz import AuthzPlugin
 from .enforce import Enforcer
 from .engine import DockerEngine
 from .events import Watcher, reaudit, reconcile
-from .metrics import Metrics, serve
+from .metrics import Metrics, node_labels, serve
 from .policy import Policy, PolicyError, load_policy, parse_address
+from .sampler import TIMEOUT as SAMPLER_TIMEOUT
 from .sampler import WORKERS as SAMPLER_WORKERS
 from .sampler import Sampler
 from .scanner import Scanner, scan_lookup
@@ -80,6 +81,8 @@ class Daemon:
         self.metrics_address = metrics_address or policy.metrics_address
         self.log = logs.setup(policy.syslog_ident, policy.debug)
         self.metrics = Metrics()
+        # every series names the node: the engine's name and Swarm node id, asked when scraped
+        self.metrics.identify = lambda: node_labels(DockerEngine().info())
         self.started = time.time()
         self.stopping = threading.Event()
         self._wake = threading.Event()
@@ -190,8 +193,9 @@ class Daemon:
         self._start_reconcile()
         if self.policy.usage_interval and not (self._usage and self._usage.is_alive()):
             assert self.enforcer is not None
-            sampler = Sampler(DockerEngine(pool=SAMPLER_WORKERS), lambda: self.policy, self.enforcer.act,
-                              lambda: self.log, self.metrics, self.enforcer.own_id)
+            engine = DockerEngine(timeout=SAMPLER_TIMEOUT, pool=SAMPLER_WORKERS)
+            sampler = Sampler(engine, lambda: self.policy, self.enforcer.act, lambda: self.log, self.metrics,
+                              self.enforcer.own_id)
             self._usage = threading.Thread(target=sampler.run, args=(self.stopping,), name="usage",
                                            daemon=True)
             self._usage.start()

@@ -204,6 +204,10 @@ class DockerEngine:
     def volume(self, name: str) -> dict[str, Any]:
         return self._get("/volumes/" + quote(name, safe=""))
 
+    def info(self) -> dict[str, Any]:
+        """``docker info``: the engine's name, its Swarm membership, its settings."""
+        return self._get("/info")
+
     def image(self, ref: str) -> dict[str, Any]:
         return self._get("/images/" + quote(ref, safe="/:@") + "/json")
 

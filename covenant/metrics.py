@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import Metric
 
+NODE_TTL = 30.0  # seconds the node's labels are kept before the engine is asked again
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -49,8 +52,50 @@ class Metrics:
                                              buckets=LATENCY_BUCKETS)
         self.reloads = Counter("covenant_policy_reloads", "Policy reloads, by result", ["result"], registry=r)
 
+        # What identifies this node to a central Prometheus, added to every series at
+        # exposition (``node``, ``swarm_node_id``): asked of the engine by ``identify``, again
+        # when older than NODE_TTL (a node may join a swarm while docker-covenant runs).
+        self.node: dict[str, str] = {}
+        self.identify: Callable[[], dict[str, str]] | None = None
+        self._identified = -NODE_TTL
+
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.identify is not None and time.monotonic() - self._identified >= NODE_TTL:
+            try:
+                self.node = self.identify()
+                self._identified = time.monotonic()
+            except Exception:  # noqa: BLE001 - keep the last labels; asked again next scrape
+                pass
+        return generate_latest(_NodeLabelled(self.registry, dict(self.node)))
+
+
+class _NodeLabelled:
+    """A registry's series with the node's labels added to each: a collector Prometheus'
+    exposition reads like a registry. Samples that already carry a label of that name keep
+    their own."""
+
+    def __init__(self, registry: CollectorRegistry, labels: dict[str, str]) -> None:
+        self.registry, self.labels = registry, labels
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            if not self.labels:
+                yield family
+                continue
+            out = Metric(family.name, family.documentation, family.type, family.unit)
+            for s in family.samples:
+                out.add_sample(s.name, {**self.labels, **s.labels}, s.value, s.timestamp, s.exemplar)
+            yield out
+
+
+def node_labels(info: dict[str, Any]) -> dict[str, str]:
+    """From the engine's ``/info``: its host name (``Name``, what ``docker info`` shows)
+    and, on a Swarm node, the node's id."""
+    labels = {"node": str(info.get("Name") or "")}
+    swarm_node = str((info.get("Swarm") or {}).get("NodeID") or "")
+    if swarm_node:
+        labels["swarm_node_id"] = swarm_node
+    return labels
 
 
 def serve(address: tuple[str, int], metrics: Metrics, healthy: Callable[[], bool],

@@ -29,6 +29,7 @@ from .policy import Decision, Policy
 # second; 23 and later at once): the requests of a round go out together, so that a round
 # over up to this many containers costs one tick, not one tick per container.
 WORKERS = 64
+TIMEOUT = 10.0  # a stats request on a loaded engine: slower than an inspect, and off the kill path
 
 
 @dataclass

@@ -31,11 +31,27 @@ def get(url: str) -> tuple[int, bytes]:
         return e.code, e.read()
 
 
+NODE_LABELS = ("node", "swarm_node_id")  # on every series (test_every_series_names_the_node)
+
+
 def samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The series by name and labels, the node's labels left out."""
     status, body = get(url + "/metrics")
     assert status == 200
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+    return {(s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k not in NODE_LABELS))): s.value
             for family in text_string_to_metric_families(body.decode()) for s in family.samples}
+
+
+def test_every_series_names_the_node(dockerd, client, covenant_factory):
+    port = free_port()
+    covenant_factory(f"debug: no\nmetrics_address: ':{port}'\n")
+    name = client.info()["Name"]
+    status, body = get(f"http://127.0.0.1:{port}/metrics")
+    assert status == 200
+    series = [s for family in text_string_to_metric_families(body.decode()) for s in family.samples]
+    assert len(series) > 20
+    assert all(s.labels.get("node") == name for s in series), [s for s in series if "node" not in s.labels]
+    assert not any("swarm_node_id" in s.labels for s in series)  # not a Swarm node
 
 
 def test_journal_entries_carry_fields_and_stops_are_queryable(client, covenant_factory, journal):

@@ -8,9 +8,16 @@ from __future__ import annotations
 import socket
 
 from harness import IMAGE, wait_until
+from prometheus_client.parser import text_string_to_metric_families
 from test_authz_services import free_port
 from test_operate import free_port as free_tcp_port
-from test_operate import samples
+from test_operate import get, samples
+
+
+def series_with_node_id(port: int, node_id: str) -> bool:
+    _, body = get(f"http://127.0.0.1:{port}/metrics")
+    series = [s for f in text_string_to_metric_families(body.decode()) for s in f.samples]
+    return bool(series) and all(s.labels.get("swarm_node_id") == node_id for s in series)
 
 
 def test_a_violating_task_is_stopped_and_named_by_its_service(dockerd, client, covenant_factory, journal):
@@ -32,6 +39,9 @@ def test_a_violating_task_is_stopped_and_named_by_its_service(dockerd, client, c
         assert len({e["CONTAINER_ID"] for e in kills()}) >= 2  # the orchestrator started a new task
         m = samples(f"http://127.0.0.1:{port}")
         assert m[("covenant_service_actions_total", (("action", "killed"), ("service", "covsvc-web")))] >= 2
+        # a node that joined a swarm while the daemon ran: its series carry the node id
+        node_id = client.info()["Swarm"]["NodeID"]
+        wait_until(lambda: series_with_node_id(port, node_id), 40, 1, "the metrics to carry the node id")
         service.remove()
     finally:
         client.swarm.leave(force=True)

@@ -41,7 +41,7 @@ def test_containers_above_a_limit_for_usage_for_are_stopped(dockerd, client, cov
 
 
 def test_warn_mode_logs_a_run_once_and_stops_nothing(dockerd, client, covenant_factory, journal):
-    cov = covenant_factory("debug: no\nmode: warn\nusage_interval: 1\n"
+    cov = covenant_factory("debug: yes\nmode: warn\nusage_interval: 1\n"
                            "hog-*:\n  memory_usage_max: 32MiB\n  usage_for: 0\n")
     hog = run_container(client, unique("hog"), SHM_48M, **COMPLIANT)
     journal.wait_for(cov.ident, f"{hog.name}: not stopping container (warn mode)", timeout=30)
