@@ -106,7 +106,8 @@ class Daemon:
                       f", own container {own_id[:12]}" if own_id else "")
         server = self._serve_http()
         if self.authz_socket:
-            self.authz = AuthzPlugin(self.policy, self.log, self.authz_socket, DockerEngine())
+            self.authz = AuthzPlugin(self.policy, self.log, self.authz_socket, DockerEngine(),
+                                     metrics=self.metrics)
             self.authz.serve()
             self.log.info("serving the authorization plugin on %s", self.authz_socket)
         if self.watch:

@@ -38,6 +38,9 @@ class Metrics:
         self.reconciled = Counter("covenant_reconciled", "Running containers found by reconciliation that "
                                   "no event had brought (events dropped by dockerd)", registry=r)
         self.connected = Gauge("covenant_events_connected", "1 while the events stream is open", registry=r)
+        self.api_rules = Counter("covenant_api_rule_decisions", "API requests a request rule (api_rules) "
+                                 "refused, or would have in warn mode, by rule and outcome (denied, warned)",
+                                 ["rule", "outcome"], registry=r)
         self.reloads = Counter("covenant_policy_reloads", "Policy reloads, by result", ["result"], registry=r)
 
     def exposition(self) -> bytes:

@@ -11,7 +11,7 @@ import fnmatch
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from .checks import (
     evaluate,
 )
 from .reach import Lookups
+from .rules.api import ApiRule, RuleError, parse_groups, parse_rules
 
 CONFIG_SEARCH_PATH = (Path("docker-covenant.yml"), Path("/etc/docker-covenant/docker-covenant.yml"))
 MODES = ("enforce", "warn")
@@ -124,6 +125,8 @@ class Policy:
     log_requests: bool = False
     allowed_plugins: tuple[str, ...] = ()
     sections: tuple[Section, ...] = ()
+    api_rules: tuple[ApiRule, ...] = ()
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     source: str = "<defaults>"
     digest: str = ""
 
@@ -176,6 +179,8 @@ class Policy:
             "fail": self.fail,
             "log_requests": self.log_requests,
             "allowed_plugins": list(self.allowed_plugins),
+            "groups": {k: list(v) for k, v in self.groups.items()},
+            "api_rules": [r.describe() for r in self.api_rules],
             "defaults": {**DEFAULTS, **PROFILES[self.profile]},
             "sections": {s.selector: {"selects": s.kind, "settings": dict(s.settings),
                                       "waive": sorted(s.waive)} for s in self.sections},
@@ -219,6 +224,10 @@ RESERVED: Mapping[str, tuple[type | tuple[type, ...], Any, str]] = {
     "allowed_plugins": (list, lambda v: all(isinstance(p, str) and p for p in v),
                         "a list of plugin reference globs"),
 }
+
+
+# Reserved keys of the request policy (covenant/rules): who may do what through the API.
+REQUEST_KEYS = ("groups", "api_rules")
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -285,6 +294,7 @@ def parse_policy(raw: bytes | str, path: str = "<policy>") -> Policy:
         raise PolicyError(path, 1, "the policy must be a mapping of settings and container names")
     settings: dict[str, Any] = {}
     sections: list[Section] = []
+    request_policy: dict[str, tuple[Any, int | None]] = {}
     for order, (key, value) in enumerate(doc.items()):
         line = doc.lines.get(key)
         if not isinstance(key, str):
@@ -292,13 +302,20 @@ def parse_policy(raw: bytes | str, path: str = "<policy>") -> Policy:
         selector = selector_kind(key)
         if key in RESERVED:
             settings[key] = _reserved(path, line, key, value)
+        elif key in REQUEST_KEYS:
+            request_policy[key] = (value, line)
         elif selector is not None:
             sections.append(_section(path, line, key, value, selector, order))
         else:
             raise PolicyError(path, line, f"unknown key {key!r}: neither a setting ("
-                              + ", ".join(RESERVED) + "), a container name, a name glob, "
+                              + ", ".join([*RESERVED, *REQUEST_KEYS]) + "), a container name, a name glob, "
                               "image=PATTERN nor label=KEY[=VALUE]")
-    return Policy(**settings, sections=tuple(sections), source=path,
+    try:
+        groups = parse_groups(*request_policy["groups"]) if "groups" in request_policy else {}
+        rules = parse_rules(*request_policy["api_rules"], groups) if "api_rules" in request_policy else ()
+    except RuleError as e:
+        raise PolicyError(path, e.line, e.message) from None
+    return Policy(**settings, sections=tuple(sections), api_rules=rules, groups=groups, source=path,
                   digest=hashlib.sha256(data).hexdigest())
 
 

@@ -23,6 +23,7 @@ from ..engine import Engine, EngineNotFoundError
 from ..lookups import look_up
 from ..policy import Policy
 from ..reach import Lookups
+from ..rules import rename_escape
 from . import model, types
 from .gojson import AmbiguousError, DecodeError, GoType, decode
 from .route import Route, RouteError, route, version_less
@@ -39,6 +40,7 @@ class Verdict:
     violations: tuple[Violation, ...] = ()
     kind: str = "other"
     malformed: bool = False  # an early (create-time) parse failure: ``fail: open`` may allow it
+    rule: str = ""  # the request rule (``api_rules``) that denied it
 
 
 class MalformedRequestError(ValueError):
@@ -199,6 +201,9 @@ def container_rename(policy: Policy, req: Request, engine: Engine) -> Verdict:
     stored = engine.container(ref)
     if fragile(ref, stored):
         return deny(FRAGILE.format(ref=ref, kind="rename"), ref, "rename")
+    old = str(stored.get("Name") or "").lstrip("/")
+    if escape := rename_escape(policy.api_rules, policy.groups, old, new, req.user):
+        return Verdict(False, escape.message, old, kind="rename", rule=escape.rule)
     renamed = {**stored, "Name": f"/{new}"}
     violations = policy.decide(model.for_start(renamed), lookups_of(engine, stored)).violations
     exec_ids = stored.get("ExecIDs") or []
@@ -271,6 +276,9 @@ def decide_request(policy: Policy, req: dict[str, Any] | Request, engine: Engine
     """The plugin's answer to one AuthZReq. Raises on anything it cannot read or look up:
     the caller denies."""
     request = req if isinstance(req, Request) else Request.from_authz(req)
+    from .rules import rules_verdict  # request rules first: they bind every method
+    if (ruled := rules_verdict(policy, request, engine)) is not None:
+        return ruled
     if request.method != "POST":
         return Verdict(True)
     handler = HANDLERS.get(request.route.kind)

@@ -1,0 +1,26 @@
+"""``docker-covenant rules``: the request policy of one policy file, as a table.
+
+``docker-covenant checks`` lists the fixed catalogue of container checks; request rules
+are the operator's own data, so their listing reads the policy file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .api import ApiRule
+
+
+def table(rules: tuple[ApiRule, ...], groups: Mapping[str, tuple[str, ...]]) -> str:
+    """One line per rule (in the order they are tried), then the groups they may name."""
+    lines = [("RULE", "DENY", "CONTAINERS", "USERS", "EXCEPT")]
+    for r in rules:
+        d = r.describe()
+        lines.append((r.name, d["deny"], ",".join(r.containers) or "*", ",".join(r.users) or "*",
+                      ",".join(r.except_users) or "-"))
+    if len(lines) == 1:
+        return "no api_rules in this policy\n"
+    widths = [max(len(row[i]) for row in lines) for i in range(4)]
+    out = ["  ".join(col.ljust(w) for col, w in zip(row[:4], widths)) + "  " + row[4] for row in lines]
+    out += [f"group {name}: {', '.join(users)}" for name, users in groups.items()]
+    return "\n".join(out) + "\n"
