@@ -35,9 +35,9 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--inspect", metavar="FILE",
                    help="evaluate saved `docker inspect` JSON instead (- for stdin); no engine needed")
     sub.add_parser("checks", help="list the check catalogue")
-    r = sub.add_parser("rules", help="list the policy's API request rules and groups",
+    r = sub.add_parser("rules", help="list the policy's API request rules, groups and quotas",
                        description="List the request rules (api_rules) of the policy file, in the order "
-                                   "the authorization plugin tries them, and the user groups.")
+                                   "the authorization plugin tries them, the user groups and the quotas.")
     r.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="policy file")
     z = sub.add_parser("authz", help="serve the Docker authorization plugin (refuse violators at create)",
                        description="Serve the Docker authorization-plugin API on a unix socket that dockerd "
@@ -89,7 +89,7 @@ def _offline(args: argparse.Namespace, policy: Policy) -> int:
     if args.command == "rules":
         from .rules.listing import table
 
-        sys.stdout.write(table(policy.api_rules, policy.groups))
+        sys.stdout.write(table(policy.api_rules, policy.groups, policy.quotas))
         return 0
     if args.command == "audit":
         from . import audit

@@ -45,6 +45,7 @@ class Engine(Protocol):
     def network(self, ref: str) -> dict[str, Any]: ...
     def service(self, ref: str) -> dict[str, Any]: ...
     def volume(self, name: str) -> dict[str, Any]: ...
+    def running_list(self) -> list[dict[str, Any]]: ...
     def api_version(self) -> str: ...
     def host_path(self, path: str) -> str: ...
 
@@ -167,10 +168,15 @@ class DockerEngine:
 
     def running(self) -> list[str]:
         """The ids of the running containers (``docker ps -q``)."""
+        return [str(c["Id"]) for c in self.running_list()]
+
+    def running_list(self) -> list[dict[str, Any]]:
+        """The running (and paused, and restarting) containers as ``docker ps`` lists them:
+        one call, with each one's labels."""
         listed = self._get_json("/containers/json")
-        if not isinstance(listed, list):
+        if not isinstance(listed, list) or not all(isinstance(c, dict) for c in listed):
             raise EngineLookupError("unexpected answer from dockerd for /containers/json")
-        return [str(c["Id"]) for c in listed]
+        return listed
 
     def container(self, ref: str) -> dict[str, Any]:
         return self._get("/containers/" + quote(ref, safe="") + "/json")

@@ -41,6 +41,10 @@ class Metrics:
         self.api_rules = Counter("covenant_api_rule_decisions", "API requests a request rule (api_rules) "
                                  "refused, or would have in warn mode, by rule and outcome (denied, warned)",
                                  ["rule", "outcome"], registry=r)
+        self.quotas = Counter("covenant_quota_decisions", "Starts beyond a quota: refused by the plugin "
+                              "(denied), stopped by the events daemon (stopped), or let through in warn "
+                              "mode (warned)",
+                              ["quota", "outcome"], registry=r)
         self.reloads = Counter("covenant_policy_reloads", "Policy reloads, by result", ["result"], registry=r)
 
     def exposition(self) -> bytes:

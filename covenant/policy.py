@@ -30,6 +30,7 @@ from .checks import (
 )
 from .reach import Lookups
 from .rules.api import ApiRule, RuleError, parse_groups, parse_rules
+from .rules.quota import Quota, parse_quotas
 
 CONFIG_SEARCH_PATH = (Path("docker-covenant.yml"), Path("/etc/docker-covenant/docker-covenant.yml"))
 MODES = ("enforce", "warn")
@@ -126,6 +127,7 @@ class Policy:
     allowed_plugins: tuple[str, ...] = ()
     sections: tuple[Section, ...] = ()
     api_rules: tuple[ApiRule, ...] = ()
+    quotas: tuple[Quota, ...] = ()
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     source: str = "<defaults>"
     digest: str = ""
@@ -181,6 +183,7 @@ class Policy:
             "allowed_plugins": list(self.allowed_plugins),
             "groups": {k: list(v) for k, v in self.groups.items()},
             "api_rules": [r.describe() for r in self.api_rules],
+            "quotas": [q.describe() for q in self.quotas],
             "defaults": {**DEFAULTS, **PROFILES[self.profile]},
             "sections": {s.selector: {"selects": s.kind, "settings": dict(s.settings),
                                       "waive": sorted(s.waive)} for s in self.sections},
@@ -227,7 +230,7 @@ RESERVED: Mapping[str, tuple[type | tuple[type, ...], Any, str]] = {
 
 
 # Reserved keys of the request policy (covenant/rules): who may do what through the API.
-REQUEST_KEYS = ("groups", "api_rules")
+REQUEST_KEYS = ("groups", "api_rules", "quotas")
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -313,10 +316,11 @@ def parse_policy(raw: bytes | str, path: str = "<policy>") -> Policy:
     try:
         groups = parse_groups(*request_policy["groups"]) if "groups" in request_policy else {}
         rules = parse_rules(*request_policy["api_rules"], groups) if "api_rules" in request_policy else ()
+        quotas = parse_quotas(*request_policy["quotas"]) if "quotas" in request_policy else ()
     except RuleError as e:
         raise PolicyError(path, e.line, e.message) from None
-    return Policy(**settings, sections=tuple(sections), api_rules=rules, groups=groups, source=path,
-                  digest=hashlib.sha256(data).hexdigest())
+    return Policy(**settings, sections=tuple(sections), api_rules=rules, quotas=quotas, groups=groups,
+                  source=path, digest=hashlib.sha256(data).hexdigest())
 
 
 def _reserved(path: str, line: int | None, key: str, value: Any) -> Any:

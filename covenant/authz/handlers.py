@@ -41,6 +41,7 @@ class Verdict:
     kind: str = "other"
     malformed: bool = False  # an early (create-time) parse failure: ``fail: open`` may allow it
     rule: str = ""  # the request rule (``api_rules``) that denied it
+    quota: str = ""  # the quota a start would exceed
 
 
 class MalformedRequestError(ValueError):

@@ -24,6 +24,7 @@ from . import wire
 from .gate import HOLD, GateBusyError, NameGate, gate_class
 from .handlers import Request, Verdict, decide_request
 from .prefetch import Prefetching
+from .quota import QuotaKeeper
 from .rules import RULE_HOLD, needs_order
 
 JUDGED_METHODS = frozenset({"POST", "DELETE"})  # what handlers judge and the gate orders
@@ -41,6 +42,7 @@ class AuthzPlugin:
                  gate: NameGate | None = None, metrics: Metrics | None = None) -> None:
         self.policy = policy
         self.metrics = metrics
+        self.quotas = QuotaKeeper()
         self.gate = gate or NameGate()
         self.log = log
         self.socket_path = socket_path
@@ -88,6 +90,7 @@ class AuthzPlugin:
         """An AuthZRes: dockerd has acted on the request."""
         if isinstance(res, dict):
             self.gate.leave((str(res.get("RequestMethod")), str(res.get("RequestUri"))))
+            self.quotas.done(str(res.get("RequestMethod")), str(res.get("RequestUri")))
             self.engine.done(res)
 
     def _cannot(self, policy: Policy, method: str, uri: str, e: Exception) -> dict[str, Any]:
@@ -99,6 +102,8 @@ class AuthzPlugin:
         method, uri = request.method, request.uri
         try:
             verdict = decide_request(policy, request, self.engine)
+            if verdict.allow:  # a start that passes the policy must fit its quotas too
+                verdict = self.quotas.check(policy, request, self.engine) or verdict
         except Exception as e:  # noqa: BLE001 - on a security path every failure is a deny
             return self._cannot(policy, method, uri, e)
         if verdict.malformed and policy.fail == "open":
@@ -116,11 +121,13 @@ class AuthzPlugin:
         base = {"CONTAINER_NAME": verdict.name, "COVENANT_MODE": policy.mode}
         for v in verdict.violations:
             self.log.warning(v.message, extra=fields(**base, COVENANT_CHECK=v.check))
-        checks = ",".join(v.check for v in verdict.violations) or (f"rule:{verdict.rule}" if verdict.rule
-                                                                   else "")
+        checks = ",".join(v.check for v in verdict.violations) or (
+            f"rule:{verdict.rule}" if verdict.rule else f"quota:{verdict.quota}" if verdict.quota else "")
         warned = policy.mode == "warn" and not verdict.malformed
         if verdict.rule and self.metrics is not None:
             self.metrics.api_rules.labels(verdict.rule, "warned" if warned else "denied").inc()
+        if verdict.quota and self.metrics is not None:
+            self.metrics.quotas.labels(verdict.quota, "warned" if warned else "denied").inc()
         if warned:
             self.log.warning("%s: would deny %s %s (warn mode): %s", verdict.name, method, uri, verdict.msg,
                              extra=fields(**base, COVENANT_CHECK=checks, COVENANT_ACTION="warned"))

@@ -9,18 +9,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .api import ApiRule
+from .quota import Quota
 
 
-def table(rules: tuple[ApiRule, ...], groups: Mapping[str, tuple[str, ...]]) -> str:
-    """One line per rule (in the order they are tried), then the groups they may name."""
+def table(rules: tuple[ApiRule, ...], groups: Mapping[str, tuple[str, ...]],
+          quotas: tuple[Quota, ...] = ()) -> str:
+    """One line per rule (in the order they are tried), the groups they may name, then
+    one line per quota."""
     lines = [("RULE", "DENY", "CONTAINERS", "USERS", "EXCEPT")]
     for r in rules:
         d = r.describe()
         lines.append((r.name, d["deny"], ",".join(r.containers) or "*", ",".join(r.users) or "*",
                       ",".join(r.except_users) or "-"))
-    if len(lines) == 1:
-        return "no api_rules in this policy\n"
-    widths = [max(len(row[i]) for row in lines) for i in range(4)]
-    out = ["  ".join(col.ljust(w) for col, w in zip(row[:4], widths)) + "  " + row[4] for row in lines]
+    out = ["no api_rules in this policy"]
+    if len(lines) > 1:
+        widths = [max(len(row[i]) for row in lines) for i in range(4)]
+        out = ["  ".join(col.ljust(w) for col, w in zip(row[:4], widths)) + "  " + row[4] for row in lines]
     out += [f"group {name}: {', '.join(users)}" for name, users in groups.items()]
+    out += [f"quota {q.name}: at most {q.max_running} running "
+            + ("on the host" if q.per == "host" else f"per value of {q.per}") for q in quotas]
     return "\n".join(out) + "\n"
