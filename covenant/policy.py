@@ -7,9 +7,7 @@ Loading is pure apart from reading the file; a ``Policy`` is immutable plain dat
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,15 +27,13 @@ from .checks import (
     evaluate,
 )
 from .reach import Lookups
-from .rules.api import ApiRule, RuleError, parse_groups, parse_rules
+from .rules.api import ApiRule, RuleError, members, parse_groups, parse_rules
 from .rules.quota import Quota, parse_quotas
+from .selectors import GLOB_CHARS, selector_kind, selects
 
 CONFIG_SEARCH_PATH = (Path("docker-covenant.yml"), Path("/etc/docker-covenant/docker-covenant.yml"))
 MODES = ("enforce", "warn")
 ACTIONS = ("kill", "stop")
-# The engine's own rule for container names (daemon/names: RestrictedNamePattern).
-CONTAINER_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
-CONTAINER_GLOB = re.compile(r"^[a-zA-Z0-9_.*?\[\]!-]+$")
 
 
 class PolicyError(Exception):
@@ -49,10 +45,9 @@ class PolicyError(Exception):
         super().__init__(f"{where}: {message}")
 
 
-GLOB_CHARS = frozenset("*?[")
 # Exact name beats glob beats image/label; within a tier the more literal pattern wins,
-# then the one earlier in the file.
-TIERS = {"image": 1, "label": 1, "glob": 2, "name": 3}
+# then the one earlier in the file. A user's section (execs only) beats them all.
+TIERS = {"image": 1, "label": 1, "glob": 2, "name": 3, "user": 4}
 
 
 @dataclass(frozen=True)
@@ -71,29 +66,13 @@ class Section:
         literal = sum(1 for ch in self.pattern if ch not in GLOB_CHARS)
         return (TIERS[self.kind], literal, -self.order)
 
-    def selects(self, container: Container) -> bool:
-        name = container_name(container)
-        if self.kind == "name":
-            return name == self.pattern
-        if self.kind == "glob":
-            return fnmatch.fnmatchcase(name, self.pattern)
-        if self.kind == "image":
-            return fnmatch.fnmatchcase(str(config(container).get("Image") or ""), self.pattern)
-        key, eq, value = self.pattern.partition("=")
-        labels = config(container).get("Labels") or {}
-        return key in labels and (not eq or fnmatch.fnmatchcase(str(labels[key]), value))
-
-
-def selector_kind(key: str) -> tuple[str, str] | None:
-    """(kind, pattern) of a section key, or None when it is not a selector."""
-    for prefix in ("image=", "label="):
-        if key.startswith(prefix) and len(key) > len(prefix):
-            return prefix[:-1], key[len(prefix):]
-    if CONTAINER_NAME.match(key):
-        return "name", key.lstrip("/")
-    if GLOB_CHARS & set(key) and CONTAINER_GLOB.match(key):
-        return "glob", key
-    return None
+    def selects(self, container: Container, user: str = "",
+                groups: Mapping[str, tuple[str, ...]] | None = None) -> bool:
+        """Whether this section applies: to the container, or (a ``user=`` section) to
+        the user making the request (an exec), a name or an ``@group`` of ``groups``."""
+        if self.kind == "user":
+            return bool(user) and user in members((self.pattern,), groups or {})
+        return selects(self.kind, self.pattern, container)
 
 
 @dataclass(frozen=True)
@@ -132,16 +111,18 @@ class Policy:
     source: str = "<defaults>"
     digest: str = ""
 
-    def matching(self, container: Container) -> list[Section]:
-        """The sections that select this container, least specific first."""
-        return sorted((s for s in self.sections if s.selects(container)), key=lambda s: s.precedence)
+    def matching(self, container: Container, user: str = "") -> list[Section]:
+        """The sections that select this container (and, for an exec, ``user``), least
+        specific first."""
+        return sorted((s for s in self.sections if s.selects(container, user, self.groups)),
+                      key=lambda s: s.precedence)
 
-    def resolve(self, container: Container) -> tuple[dict[str, Any], frozenset[str]]:
+    def resolve(self, container: Container, user: str = "") -> tuple[dict[str, Any], frozenset[str]]:
         """Settings (profile defaults, then each selecting section, the most specific
         last so that it wins key by key) and the union of the checks they waive."""
         settings = {**DEFAULTS, **PROFILES[self.profile]}
         waived: set[str] = set()
-        for section in self.matching(container):
+        for section in self.matching(container, user):
             settings.update(section.settings)
             waived |= section.waive
         return settings, frozenset(waived)
@@ -150,11 +131,12 @@ class Policy:
         """The settings of a container known only by its name."""
         return self.resolve({"Name": name})[0]
 
-    def decide(self, container: Container, lookups: Lookups | None = None) -> Decision:
+    def decide(self, container: Container, lookups: Lookups | None = None, user: str = "") -> Decision:
         """The single evaluator every entry point uses. ``lookups`` are the engine's answers
         about the volumes and containers this one references (``reach.references``); without
-        them the container is judged on its own inspect data."""
-        settings, waived = self.resolve(container)
+        them the container is judged on its own inspect data. ``user``: the authenticated
+        user of an exec request, whose ``user=`` sections then apply too."""
+        settings, waived = self.resolve(container, user)
         violations, waived_violations = evaluate(container, settings, waived, lookups)
         return Decision(
             container_id=str(container.get("Id", "")),
@@ -302,7 +284,7 @@ def parse_policy(raw: bytes | str, path: str = "<policy>") -> Policy:
         line = doc.lines.get(key)
         if not isinstance(key, str):
             raise PolicyError(path, line, f"unknown key {key!r}: keys must be text")
-        selector = selector_kind(key)
+        selector = selector_kind(key, users=True)
         if key in RESERVED:
             settings[key] = _reserved(path, line, key, value)
         elif key in REQUEST_KEYS:
@@ -312,15 +294,25 @@ def parse_policy(raw: bytes | str, path: str = "<policy>") -> Policy:
         else:
             raise PolicyError(path, line, f"unknown key {key!r}: neither a setting ("
                               + ", ".join([*RESERVED, *REQUEST_KEYS]) + "), a container name, a name glob, "
-                              "image=PATTERN nor label=KEY[=VALUE]")
+                              "image=PATTERN, label=KEY[=VALUE] nor user=NAME")
+    return Policy(**settings, **_request_policy(path, request_policy, sections, doc.lines),
+                  sections=tuple(sections), source=path, digest=hashlib.sha256(data).hexdigest())
+
+
+def _request_policy(path: str, found: dict[str, tuple[Any, int | None]], sections: list[Section],
+                    lines: dict[Any, int]) -> dict[str, Any]:
+    """groups, api_rules and quotas (covenant/rules), and the groups ``user=@G`` sections name."""
     try:
-        groups = parse_groups(*request_policy["groups"]) if "groups" in request_policy else {}
-        rules = parse_rules(*request_policy["api_rules"], groups) if "api_rules" in request_policy else ()
-        quotas = parse_quotas(*request_policy["quotas"]) if "quotas" in request_policy else ()
+        groups = parse_groups(*found["groups"]) if "groups" in found else {}
+        rules = parse_rules(*found["api_rules"], groups) if "api_rules" in found else ()
+        quotas = parse_quotas(*found["quotas"]) if "quotas" in found else ()
     except RuleError as e:
         raise PolicyError(path, e.line, e.message) from None
-    return Policy(**settings, sections=tuple(sections), api_rules=rules, quotas=quotas, groups=groups,
-                  source=path, digest=hashlib.sha256(data).hexdigest())
+    for section in sections:
+        if section.kind == "user" and section.pattern.startswith("@") and section.pattern[1:] not in groups:
+            raise PolicyError(path, lines.get(section.selector), f"{section.selector}: no group "
+                              f"{section.pattern[1:]!r} under groups: (known: {', '.join(groups) or 'none'})")
+    return {"groups": groups, "api_rules": rules, "quotas": quotas}
 
 
 def _reserved(path: str, line: int | None, key: str, value: Any) -> Any:

@@ -33,6 +33,11 @@ api_rules:
 """
 
 
+def box(name: str, **labels: str) -> dict:
+    """A container as dockerd's inspect has it, as far as selectors read it."""
+    return {"Id": "f" * 64, "Name": f"/{name}", "Config": {"Image": "busybox", "Labels": labels}}
+
+
 def call(method: str, uri: str, user: str = "") -> ApiCall:
     """As the plugin builds it: the path as dockerd routes it."""
     return ApiCall(method, route(uri).path, user)
@@ -58,7 +63,7 @@ def test_a_path_is_matched_as_dockerd_routes_it(uri):
     rules = parse_policy(POLICY).api_rules
     c = call("PUT", uri)
     assert lookups_needed(rules, c) == {("container", "abc")}
-    denial = judge(rules, {}, c, {("container", "abc"): "db-1"})
+    denial = judge(rules, {}, c, {("container", "abc"): box("db-1")})
     assert denial is not None and denial.rule == "no-cp-into-db"
     assert denial.message == ("[rule no-cp-into-db] PUT /containers/abc/archive is not allowed on "
                               "container db-1")
@@ -67,7 +72,7 @@ def test_a_path_is_matched_as_dockerd_routes_it(uri):
 def test_container_rules_bind_by_the_resolved_name():
     policy = parse_policy(POLICY)
     c = call("PUT", "/v1.41/containers/abc/archive", "alice")  # alice: bob's rule does not bind her
-    assert judge(policy.api_rules, policy.groups, c, {("container", "abc"): "web-1"}) is None
+    assert judge(policy.api_rules, policy.groups, c, {("container", "abc"): box("web-1")}) is None
     assert judge(policy.api_rules, policy.groups, call("GET", "/containers/abc/archive"), {}) is None
 
 
@@ -89,7 +94,7 @@ def test_rules_without_containers_need_no_lookup():
 
 def test_users_and_groups_and_no_user_fails_closed():
     policy = parse_policy(POLICY)
-    prod = {("container", "p"): "prod-1"}
+    prod = {("container", "p"): box("prod-1")}
     exec_call = "/v1.41/containers/p/exec"
     for user in ("alice", "carol"):  # in @ops: excepted
         assert judge(policy.api_rules, policy.groups, call("POST", exec_call, user), prod) is None
@@ -111,19 +116,19 @@ def test_exec_placeholder():
                           "    containers: [db-*]\n")
     c = call("POST", "/v1.41/exec/e1/start")
     assert lookups_needed(policy.api_rules, c) == {("exec", "e1")}
-    assert judge(policy.api_rules, {}, c, {("exec", "e1"): "db-2"}) is not None
-    assert judge(policy.api_rules, {}, c, {("exec", "e1"): "web"}) is None
+    assert judge(policy.api_rules, {}, c, {("exec", "e1"): box("db-2")}) is not None
+    assert judge(policy.api_rules, {}, c, {("exec", "e1"): box("web")}) is None
 
 
 def test_a_rename_out_of_a_rules_containers_is_refused():
     policy = parse_policy(POLICY)
-    out = rename_escape(policy.api_rules, policy.groups, "db-1", "web-1", "")
+    out = rename_escape(policy.api_rules, policy.groups, box("db-1"), "web-1", "")
     assert out is not None and out.rule == "no-cp-into-db" and "would take it out" in out.message
-    assert rename_escape(policy.api_rules, policy.groups, "db-1", "db-2", "") is None
-    assert rename_escape(policy.api_rules, policy.groups, "web-1", "db-1", "") is None
+    assert rename_escape(policy.api_rules, policy.groups, box("db-1"), "db-2", "") is None
+    assert rename_escape(policy.api_rules, policy.groups, box("web-1"), "db-1", "") is None
     # @ops are excepted from the prod rule, so they may rename prod containers; others not
-    assert rename_escape(policy.api_rules, policy.groups, "prod-1", "x", "alice") is None
-    assert rename_escape(policy.api_rules, policy.groups, "prod-1", "x", "dave") is not None
+    assert rename_escape(policy.api_rules, policy.groups, box("prod-1"), "x", "alice") is None
+    assert rename_escape(policy.api_rules, policy.groups, box("prod-1"), "x", "dave") is not None
 
 
 @pytest.mark.parametrize(("text", "line", "words"), [
@@ -157,3 +162,57 @@ def test_rules_listing(tmp_path):
     assert lines[1].split() == ["no-cp-into-db", "PUT", "/containers/{container}/archive", "db-*", "*", "-"]
     assert lines[3].split() == ["no-volume-rm", "DELETE", "/volumes/*", "*", "*", "-"]
     assert lines[-1] == "group ops: alice, carol"
+
+
+USERS = """\
+groups:
+  ops: [alice]
+user=@ops:
+  privileged: yes
+web-*:
+  privileged: no
+api_rules:
+  - name: bob-runs-only-his-team
+    deny: POST /containers/{container}/start
+    users: [bob]
+    except_containers: ['label=team=bob']
+"""
+
+
+def test_a_rule_can_except_containers_by_label():
+    policy = parse_policy(USERS)
+    start = call("POST", "/v1.41/containers/x/start", "bob")
+    theirs = judge(policy.api_rules, policy.groups, start, {("container", "x"): box("x", team="alice")})
+    assert theirs is not None
+    assert theirs.message == ("[rule bob-runs-only-his-team] POST /containers/x/start is not allowed on "
+                              "container x (user bob)")
+    assert judge(policy.api_rules, policy.groups, start, {("container", "x"): box("x", team="bob")}) is None
+    alice = call("POST", "/v1.41/containers/x/start", "alice")
+    assert judge(policy.api_rules, policy.groups, alice, {("container", "x"): box("x", team="alice")}) is None
+    # a rename keeps the labels: nothing to escape
+    assert rename_escape(policy.api_rules, policy.groups, box("x", team="alice"), "y", "bob") is None
+
+
+def test_user_sections_apply_to_their_users_only():
+    """A user= section is applied where the plugin judges an exec for that user; it
+    beats every other section; without a user nothing selects it."""
+    policy = parse_policy(USERS)
+    web = box("web-1")
+    assert policy.resolve(web, "alice")[0]["privileged"] is True  # beats web-*
+    assert policy.resolve(web, "bob")[0]["privileged"] is False
+    assert policy.resolve(web)[0]["privileged"] is False
+    assert policy.resolve(box("db"), "")[0]["privileged"] is False
+
+
+@pytest.mark.parametrize(("text", "line", "words"), [
+    ("user=@ops:\n  privileged: yes\n", 1, "user=@ops: no group 'ops' under groups: (known: none)"),
+    ("api_rules:\n  - name: a\n    deny: POST /containers/{container}/start\n"
+     "    except_containers: ['a b']\n", 4, "except_containers: 'a b' is neither a container name"),
+    ("api_rules:\n  - name: a\n    deny: POST /x\n    except_containers: ['label=a']\n", 4,
+     "except_containers: the path names no container"),
+])
+def test_user_and_selector_errors_name_the_line(text, line, words):
+    with pytest.raises(PolicyError) as err:
+        parse_policy(text, "p.yml")
+    assert str(err.value).startswith(f"p.yml:{line}: "), str(err.value)
+    assert words in str(err.value)

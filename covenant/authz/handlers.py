@@ -203,7 +203,7 @@ def container_rename(policy: Policy, req: Request, engine: Engine) -> Verdict:
     if fragile(ref, stored):
         return deny(FRAGILE.format(ref=ref, kind="rename"), ref, "rename")
     old = str(stored.get("Name") or "").lstrip("/")
-    if escape := rename_escape(policy.api_rules, policy.groups, old, new, req.user):
+    if escape := rename_escape(policy.api_rules, policy.groups, stored, new, req.user):
         return Verdict(False, escape.message, old, kind="rename", rule=escape.rule)
     renamed = {**stored, "Name": f"/{new}"}
     violations = policy.decide(model.for_start(renamed), lookups_of(engine, stored)).violations
@@ -230,10 +230,12 @@ EXEC_CHECKS = {"CV001": "{name}: privileged exec not allowed",
 
 
 def _judge_exec(policy: Policy, container: dict[str, Any], privileged: bool, user: str,
-                kind: str) -> Verdict:
+                kind: str, requester: str = "") -> Verdict:
     """An exec runs in its container with its own privileged flag and user: judged as the
-    container would be with them, on what an exec can change (privileges, root)."""
-    decision = policy.decide(model.container_for_exec(container, privileged, user))
+    container would be with them, on what an exec can change (privileges, root). The
+    ``user=`` sections of ``requester`` (the authenticated user asking) apply: an exec is
+    judged only here, so a user's allowance cannot disagree with the events daemon."""
+    decision = policy.decide(model.container_for_exec(container, privileged, user), user=requester)
     said = {"name": decision.name, "user": user or "user unset"}
     found = tuple(Violation(v.check, EXEC_CHECKS[v.check].format(**said))
                   for v in decision.violations if v.check in EXEC_CHECKS)
@@ -249,7 +251,7 @@ def exec_create(policy: Policy, req: Request, engine: Engine) -> Verdict:
     privileged, user = bool(body.get("Privileged")), str(body.get("User") or "")
     if not privileged and not user:
         return Verdict(True, kind="exec")  # the container's own user, judged when it started
-    return _judge_exec(policy, engine.container(ref), privileged, user, "exec")
+    return _judge_exec(policy, engine.container(ref), privileged, user, "exec", req.user)
 
 
 def exec_start(policy: Policy, req: Request, engine: Engine) -> Verdict:
@@ -259,7 +261,8 @@ def exec_start(policy: Policy, req: Request, engine: Engine) -> Verdict:
     privileged, user = bool(process.get("privileged")), str(process.get("user") or "")
     if not privileged and not user:
         return Verdict(True, kind="exec")
-    return _judge_exec(policy, engine.container(str(stored["ContainerID"])), privileged, user, "exec")
+    return _judge_exec(policy, engine.container(str(stored["ContainerID"])), privileged, user, "exec",
+                       req.user)
 
 
 HANDLERS: dict[str, Callable[[Policy, Request, Engine], Verdict]] = {

@@ -9,6 +9,8 @@ raises, and the plugin denies.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..engine import Engine, EngineNotFoundError
 from ..policy import Policy
 from ..rules import ApiCall, judge, lookups_needed
@@ -23,12 +25,12 @@ def call_of(request: Request) -> ApiCall:
     return ApiCall(request.method, request.route.path, request.user)
 
 
-def container_name(engine: Engine, target: str, ref: str) -> str | None:
-    """The name of the container ``ref`` refers to (for ``exec``: the exec's container)."""
+def container_of(engine: Engine, target: str, ref: str) -> dict[str, Any] | None:
+    """The inspect of the container ``ref`` refers to (for ``exec``: the exec's container)."""
     try:
         if target == "exec":
             ref = str(engine.exec(ref)["ContainerID"])
-        return str(engine.container(ref).get("Name") or "").lstrip("/")
+        return engine.container(ref)
     except EngineNotFoundError:
         return None
 
@@ -38,12 +40,12 @@ def rules_verdict(policy: Policy, request: Request, engine: Engine) -> Verdict |
     if not policy.api_rules:
         return None
     call = call_of(request)
-    names = {(target, ref): container_name(engine, target, ref)
+    found = {(target, ref): container_of(engine, target, ref)
              for target, ref in lookups_needed(policy.api_rules, call)}
-    denial = judge(policy.api_rules, policy.groups, call, names)
+    denial = judge(policy.api_rules, policy.groups, call, found)
     if denial is None:
         return None
-    name = next((n for n in names.values() if n), f"rule {denial.rule}")
+    name = next((str(c.get("Name") or "").lstrip("/") for c in found.values() if c), f"rule {denial.rule}")
     return Verdict(False, denial.message, name, kind="rule", rule=denial.rule)
 
 

@@ -17,16 +17,18 @@ and passes it in.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..checks import Container, container_name
+from ..selectors import selector_kind, selects
+
 # The methods dockerd routes (api/server/router): a rule naming another can never match.
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE")
 PLACEHOLDERS = {"{container}": "container", "{exec}": "exec"}
-RULE_KEYS = ("name", "deny", "containers", "users", "except_users")
+RULE_KEYS = ("name", "deny", "containers", "except_containers", "users", "except_users")
 RULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 USER_GROUP = re.compile(r"^@[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -49,7 +51,8 @@ class ApiRule:
     path: str  # as written
     pattern: re.Pattern[str]
     target: str | None = None
-    containers: tuple[str, ...] = ()  # name globs; empty: any container
+    containers: tuple[str, ...] = ()  # selectors (as section keys); empty: any container
+    except_containers: tuple[str, ...] = ()  # selectors of containers it never binds
     users: tuple[str, ...] = ()  # names or @groups the rule applies to; empty: everyone
     except_users: tuple[str, ...] = ()  # names or @groups it never applies to
     line: int | None = None
@@ -58,9 +61,21 @@ class ApiRule:
     def needs_user(self) -> bool:
         return bool(self.users or self.except_users)
 
+    @property
+    def needs_container(self) -> bool:
+        return bool(self.containers or self.except_containers)
+
+    def binds_container(self, container: Container) -> bool:
+        """Whether the rule covers this container: selected by ``containers`` (all when
+        absent) and by none of ``except_containers``."""
+        def chosen(selectors: tuple[str, ...]) -> bool:
+            return any(selects(*_kind(sel), container) for sel in selectors)
+        return (not self.containers or chosen(self.containers)) and not chosen(self.except_containers)
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "deny": f"{'|'.join(sorted(self.methods)) or '*'} {self.path}",
-                "containers": list(self.containers), "users": list(self.users),
+                "containers": list(self.containers), "except_containers": list(self.except_containers),
+                "users": list(self.users),
                 "except_users": list(self.except_users)}
 
 
@@ -149,14 +164,17 @@ def _rule(item: Any, i: int, line: int | None, groups: Mapping[str, tuple[str, .
     if path.count("{") != placeholders or placeholders > 1:
         raise RuleError(lines.get("deny", first), f"{where}.deny: at most one placeholder, {{container}} or "
                         f"{{exec}}, got {path!r}")
-    containers = _strings(item.get("containers"), f"{where}.containers", lines.get("containers", first))
-    if containers and target is None:
-        raise RuleError(lines.get("containers", first), f"{where}.containers: the path names no container "
+    containers = _selectors(item.get("containers"), f"{where}.containers", lines.get("containers", first))
+    excepted = _selectors(item.get("except_containers"), f"{where}.except_containers",
+                          lines.get("except_containers", first))
+    if (containers or excepted) and target is None:
+        key = "containers" if containers else "except_containers"
+        raise RuleError(lines.get(key, first), f"{where}.{key}: the path names no container "
                         "(put {container} or {exec} where dockerd's path has it)")
     users = _users(item.get("users"), f"{where}.users", lines.get("users", first), groups)
     except_users = _users(item.get("except_users"), f"{where}.except_users",
                           lines.get("except_users", first), groups)
-    return ApiRule(name, methods, path, pattern, target, containers, users, except_users, first)
+    return ApiRule(name, methods, path, pattern, target, containers, excepted, users, except_users, first)
 
 
 def _deny(deny: Any, where: str, line: int | None) -> tuple[frozenset[str], str]:
@@ -177,6 +195,23 @@ def _strings(value: Any, where: str, line: int | None) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
         raise RuleError(line, f"{where}: expected a non-empty list of strings, got {value!r}")
     return tuple(value)
+
+
+def _kind(selector: str) -> tuple[str, str]:
+    found = selector_kind(selector)
+    assert found is not None  # _selectors accepted it
+    return found
+
+
+def _selectors(value: Any, where: str, line: int | None) -> tuple[str, ...]:
+    """Container selectors, as section keys write them: a name, a name glob,
+    ``image=GLOB``, ``label=KEY[=GLOB]``."""
+    found = _strings(value, where, line)
+    for sel in found:
+        if selector_kind(sel) is None:
+            raise RuleError(line, f"{where}: {sel!r} is neither a container name, a name glob, image=PATTERN "
+                            "nor label=KEY[=VALUE]")
+    return found
 
 
 def _users(value: Any, where: str, line: int | None,
@@ -222,14 +257,14 @@ def matches(rule: ApiRule, call: ApiCall) -> re.Match[str] | None:
 def lookups_needed(rules: tuple[ApiRule, ...], call: ApiCall) -> set[tuple[str, str]]:
     """The (target, reference) pairs whose container names the rules need for ``call``."""
     return {(r.target, m.group("ref")) for r in rules
-            if r.containers and r.target and (m := matches(r, call)) is not None}
+            if r.needs_container and r.target and (m := matches(r, call)) is not None}
 
 
 def judge(rules: tuple[ApiRule, ...], groups: Mapping[str, tuple[str, ...]], call: ApiCall,
-          names: Mapping[tuple[str, str], str | None]) -> Denial | None:
-    """The first rule that forbids ``call``, in file order. ``names`` maps each pair of
-    ``lookups_needed`` to the container's name, or None when dockerd knows no such object
-    (then a rule that needs the name denies: fail closed)."""
+          found: Mapping[tuple[str, str], Container | None]) -> Denial | None:
+    """The first rule that forbids ``call``, in file order. ``found`` maps each pair of
+    ``lookups_needed`` to the container's inspect, or None when dockerd knows no such
+    object (then a rule that needs the container denies: fail closed)."""
     for rule in rules:
         m = matches(rule, call)
         if m is None:
@@ -238,29 +273,31 @@ def judge(rules: tuple[ApiRule, ...], groups: Mapping[str, tuple[str, ...]], cal
         if not binds:
             continue
         said = f"{call.method} {call.path}"
-        if not rule.containers:
+        if not rule.needs_container:
             return Denial(rule.name, f"[rule {rule.name}] {said} is not allowed{why}")
         assert rule.target is not None  # parse_rules: containers need a placeholder
         ref = m.group("ref")
-        name = names.get((rule.target, ref))
-        if name is None:
+        container = found.get((rule.target, ref))
+        if container is None:
             return Denial(rule.name, f"[rule {rule.name}] {said}: no {rule.target} {ref!r} to check the rule "
                           "against; denied")
-        if any(fnmatch.fnmatchcase(name, g) for g in rule.containers):
-            return Denial(rule.name, f"[rule {rule.name}] {said} is not allowed on container {name}{why}")
+        if rule.binds_container(container):
+            return Denial(rule.name, f"[rule {rule.name}] {said} is not allowed on container "
+                          f"{container_name(container)}{why}")
     return None
 
 
-def rename_escape(rules: tuple[ApiRule, ...], groups: Mapping[str, tuple[str, ...]], old: str, new: str,
-                  user: str) -> Denial | None:
-    """Rules select containers by name, and anyone may rename: renaming ``db-1`` to ``x``
-    would take it out of a rule on ``db-*``. A rename out of the containers of a rule
-    that binds this user is refused."""
+def rename_escape(rules: tuple[ApiRule, ...], groups: Mapping[str, tuple[str, ...]], container: Container,
+                  new: str, user: str) -> Denial | None:
+    """Rules select containers by name too, and anyone may rename: renaming ``db-1`` to
+    ``x`` would take it out of a rule on ``db-*``. A rename out of the containers of a
+    rule that binds this user is refused."""
+    old = container_name(container)
     for rule in rules:
-        if not rule.containers or not applies_to(rule, user, groups)[0]:
+        if not rule.needs_container or not applies_to(rule, user, groups)[0]:
             continue
-        before = any(fnmatch.fnmatchcase(old, g) for g in rule.containers)
-        after = any(fnmatch.fnmatchcase(new, g) for g in rule.containers)
+        before = rule.binds_container(container)
+        after = rule.binds_container({**container, "Name": f"/{new}"})
         if before and not after:
             return Denial(rule.name, f"[rule {rule.name}] renaming {old} to {new} would take it out of the "
                           "rule's containers")

@@ -19,7 +19,10 @@ def table(rules: tuple[ApiRule, ...], groups: Mapping[str, tuple[str, ...]],
     lines = [("RULE", "DENY", "CONTAINERS", "USERS", "EXCEPT")]
     for r in rules:
         d = r.describe()
-        lines.append((r.name, d["deny"], ",".join(r.containers) or "*", ",".join(r.users) or "*",
+        containers = ",".join(r.containers) or "*"
+        if r.except_containers:
+            containers += " except " + ",".join(r.except_containers)
+        lines.append((r.name, d["deny"], containers, ",".join(r.users) or "*",
                       ",".join(r.except_users) or "-"))
     out = ["no api_rules in this policy"]
     if len(lines) > 1:
