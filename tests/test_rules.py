@@ -216,3 +216,16 @@ def test_user_and_selector_errors_name_the_line(text, line, words):
         parse_policy(text, "p.yml")
     assert str(err.value).startswith(f"p.yml:{line}: "), str(err.value)
     assert words in str(err.value)
+
+
+@pytest.mark.parametrize("deny", ["GET /containers/{container}/json", "* /containers/{container}/*",
+                                  "GET|HEAD /exec/{exec}/*", "* /*/{container}/json"])
+def test_a_container_rule_that_would_match_the_plugins_own_lookup_is_refused(deny):
+    """The plugin resolves {container} with GET /containers/ID/json, which dockerd sends
+    through the plugin too: a container rule matching it would look up again, forever."""
+    with pytest.raises(PolicyError) as err:
+        parse_policy(f"api_rules:\n  - name: a\n    deny: '{deny}'\n    containers: [db-*]\n", "p.yml")
+    assert str(err.value).startswith("p.yml:3: api_rules[0] (a).deny: it matches GET /")
+    assert "the lookup the plugin itself makes" in str(err.value)
+    # without a container to look up there is no loop
+    assert parse_policy(f"api_rules:\n  - name: a\n    deny: '{deny.replace('{exec}', '*')}'\n").api_rules

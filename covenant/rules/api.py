@@ -29,6 +29,10 @@ from ..selectors import selector_kind, selects
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE")
 PLACEHOLDERS = {"{container}": "container", "{exec}": "exec"}
 RULE_KEYS = ("name", "deny", "containers", "except_containers", "users", "except_users")
+# What the plugin asks dockerd to resolve {container} and {exec}: its own requests pass
+# through the plugin too, so a rule that needs the container and matches them would ask
+# again, without end.
+OWN_LOOKUPS = ("/containers/x/json", "/exec/x/json")
 RULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 USER_GROUP = re.compile(r"^@[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -171,6 +175,12 @@ def _rule(item: Any, i: int, line: int | None, groups: Mapping[str, tuple[str, .
         key = "containers" if containers else "except_containers"
         raise RuleError(lines.get(key, first), f"{where}.{key}: the path names no container "
                         "(put {container} or {exec} where dockerd's path has it)")
+    if containers or excepted:
+        for own in OWN_LOOKUPS:
+            if (not methods or "GET" in methods) and pattern.match(own):
+                raise RuleError(lines.get("deny", first), f"{where}.deny: it matches GET {own}, the lookup "
+                                "the plugin itself makes to find the container a rule names: such a rule can "
+                                "never be checked (name the method and the endpoint you mean)")
     users = _users(item.get("users"), f"{where}.users", lines.get("users", first), groups)
     except_users = _users(item.get("except_users"), f"{where}.except_users",
                           lines.get("except_users", first), groups)
