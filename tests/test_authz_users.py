@@ -8,6 +8,7 @@ refusal has its control: the same call on a dockerd without the plugin does it."
 from __future__ import annotations
 
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from harness import (
     busybox_image,
     private_plugin_dir_wrapper,
     unique,
+    wait_until,
 )
 from tlsbed import Certs, client_as, free_port, make_certs, tls_args
 
@@ -141,3 +143,55 @@ def test_bob_starts_only_containers_of_his_team(tls_bed, users, journal, client)
     control.start()
     control.reload()
     assert control.attrs["State"]["Running"]
+
+
+PER_USER = "debug: no\nquotas:\n  - name: per-user\n    max_running: 1\n    per: user\n"
+OWNER = "docker-covenant.user"
+
+
+def reload(tls_bed, journal, text: str) -> None:
+    """Give the plugin another policy (SIGHUP) and wait until it has it."""
+    _, plugin, _, _ = tls_bed
+    before = len(journal.messages(plugin.ident, COVENANT_ACTION="reloaded"))
+    plugin.config.write_text(f"syslog_ident: {plugin.ident}\n{text}")
+    plugin.signal(signal.SIGHUP)
+    wait_until(lambda: len(journal.messages(plugin.ident, COVENANT_ACTION="reloaded")) > before, 10,
+               what="the plugin to reload")
+
+
+def test_a_per_user_quota_counts_what_each_user_runs(tls_bed, users, journal, client):
+    reload(tls_bed, journal, PER_USER)
+    try:
+        def run(who: str, owner: str | None) -> str:
+            name = unique(who or "nobody")
+            labels = {OWNER: owner} if owner else {}
+            users[who].containers.run(IMAGE, ["sleep", "300"], name=name, labels=labels, detach=True,
+                                      network_mode="none", **COMPLIANT)
+            return name
+
+        first = run("alice", "alice")
+        assert users[""].api.inspect_container(first)["State"]["Running"]
+        with pytest.raises(docker.errors.APIError) as refused:
+            run("alice", "alice")
+        assert (": 1 containers of user alice already running, at most 1 (quota per-user)"
+                in str(refused.value)), refused.value
+        # the second never ran
+        assert len(users[""].containers.list(filters={"label": f"{OWNER}=alice"})) == 1
+        # bob has his own count, and cannot spend alice's or run unlabelled
+        assert users[""].api.inspect_container(run("bob", "bob"))["State"]["Running"]
+        for owner in ("alice", None):
+            with pytest.raises(docker.errors.APIError) as refused:
+                run("bob", owner)
+            assert f"must carry the label {OWNER}=bob (quota per-user)" in str(refused.value)
+        # without TLS there is no user to count for: refused
+        with pytest.raises(docker.errors.APIError) as refused:
+            run("", "alice")
+        assert "no authenticated user to count it for" in str(refused.value)
+        assert len(users[""].containers.list(filters={"label": OWNER})) == 2
+    finally:
+        reload(tls_bed, journal, POLICY)
+    # control: a dockerd without the plugin runs two of alice's
+    for _ in range(2):
+        client.containers.run(IMAGE, ["sleep", "300"], name=unique("alice"), labels={OWNER: "alice"},
+                              detach=True, network_mode="none", **COMPLIANT)
+    assert len(client.containers.list(filters={"label": f"{OWNER}=alice"})) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -27,8 +28,9 @@ def test_quotas_parse():
     ("quotas: 3\n", 1, "quotas: expected a list of quotas"),
     ("quotas:\n  - name: q\n    max_running: yes\n", 3, "quotas[0] (q).max_running: expected a whole number"),
     ("quotas:\n  - name: q\n    max_running: -1\n", 3, "expected a whole number, 0 or more"),
-    ("quotas:\n  - name: q\n    max_running: 1\n    per: team\n", 4, "per: expected host or label=KEY"),
-    ("quotas:\n  - name: q\n    max_running: 1\n    per: label=a=b\n", 4, "per: expected host or label=KEY"),
+    ("quotas:\n  - name: q\n    max_running: 1\n    per: team\n", 4, "per: expected host, user or label=KEY"),
+    ("quotas:\n  - name: q\n    max_running: 1\n    per: label=a=b\n", 4,
+     "per: expected host, user or label=KEY"),
     ("quotas:\n  - name: q\n    max: 1\n", 3, "unknown key 'max'"),
     ("quotas:\n  - name: q\n    max_running: 1\n  - name: q\n    max_running: 2\n", 4,
      "quotas[1].name: expected a name of its own"),
@@ -173,3 +175,39 @@ def test_a_start_reported_done_during_the_list_neither_blocks_nor_is_missed():
 
     refused = keeper.check(POLICY, start("y"), Reporting(stored_all, listed))
     assert refused is not None and refused.quota == "per-team"
+
+
+PER_USER = parse_policy("quotas:\n  - name: per-user\n    max_running: 1\n    per: user\n")
+OWNED_BY = "docker-covenant.user"
+
+
+def test_per_user_quotas_count_by_the_owner_label():
+    alice = {OWNED_BY: "alice"}
+    running = [Running("1", alice), Running("2", {OWNED_BY: "bob"}), Running("3", {})]
+    breach = breach_at_start(PER_USER.quotas, "n", "web", alice, running, [])
+    assert breach is not None
+    assert breach.message == "web: 1 containers of user alice already running, at most 1 (quota per-user)"
+    assert breach_at_start(PER_USER.quotas, "n", "web", {OWNED_BY: "carol"}, running, []) is None
+    # a container with no owner cannot be counted for anyone: refused at start
+    unowned = breach_at_start(PER_USER.quotas, "n", "web", {}, running, [])
+    assert unowned is not None and "no docker-covenant.user label" in unowned.message
+
+
+def test_a_create_under_a_per_user_quota_must_name_its_user():
+    def create(labels: dict, user: str):
+        body = json.dumps({"Image": "x", "Labels": labels}).encode()
+        uri = "/v1.41/containers/create?name=web"
+        request = Request("POST", route(uri), body, {"content-type": "application/json"}, user, uri)
+        return QuotaKeeper().check(PER_USER, request, ListingEngine({}, []))
+
+    assert create({OWNED_BY: "alice"}, "alice") is None
+    wrong = create({OWNED_BY: "alice"}, "bob")
+    assert wrong is not None
+    assert wrong.msg == ("[quota per-user] web: a container created by bob must carry the label "
+                         "docker-covenant.user=bob (quota per-user)")
+    assert create({}, "bob") is not None
+    nobody = create({OWNED_BY: "alice"}, "")
+    assert nobody is not None and "no authenticated user" in nobody.msg
+    # without a per-user quota, no label is asked for
+    plain = Request("POST", route("/containers/create"), b"{}", {}, "", "/containers/create")
+    assert QuotaKeeper().check(POLICY, plain, ListingEngine({}, [])) is None

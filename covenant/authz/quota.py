@@ -22,10 +22,16 @@ from collections.abc import Callable
 
 from ..engine import Engine
 from ..policy import Policy
-from ..rules.quota import Running, breach_at_start
+from ..rules.quota import Running, breach_at_start, owner_breach
+from . import model, types
 from .handlers import Request, Verdict
 
 STARTS = frozenset({"container_start", "container_restart"})
+
+
+def owner_required(policy: Policy, request: Request) -> bool:
+    """A create under a per-user quota: its body must be read (``fail: open`` or not)."""
+    return request.route.kind == "container_create" and any(q.per == "user" for q in policy.quotas)
 
 
 class QuotaKeeper:
@@ -39,7 +45,11 @@ class QuotaKeeper:
     def check(self, policy: Policy, request: Request, engine: Engine) -> Verdict | None:
         """A refusal naming the quota a start would exceed, else None (and the start is
         counted as pending). Any failed lookup raises: the plugin denies."""
-        if not policy.quotas or request.method != "POST" or request.route.kind not in STARTS:
+        if not policy.quotas or request.method != "POST":
+            return None
+        if request.route.kind == "container_create":
+            return self._owner(policy, request)
+        if request.route.kind not in STARTS:
             return None
         stored = engine.container(request.route.name)
         if (stored.get("State") or {}).get("Running"):
@@ -60,6 +70,21 @@ class QuotaKeeper:
             self._pending.setdefault((request.method, request.uri), []).append(
                 (self.clock(), Running(own, labels)))
         return None
+
+    @staticmethod
+    def _owner(policy: Policy, request: Request) -> Verdict | None:
+        """Under a per-user quota a create must name its user (``owner_breach``). Its
+        labels are read from the body as dockerd decodes it; a body that cannot be read
+        raises (a deny, whatever ``fail`` says: the owner is what the count rests on)."""
+        if not any(q.per == "user" for q in policy.quotas):
+            return None
+        name = request.route.arg("name") or "(unnamed)"
+        container = model.container_of_create(request.decoded(types.CONTAINER_CREATE), name)
+        breach = owner_breach(policy.quotas, name, container["Config"]["Labels"], request.user)
+        if breach is None:
+            return None
+        return Verdict(False, f"[quota {breach.quota}] {breach.message}", name, kind="quota",
+                       quota=breach.quota)
 
     def done(self, method: str, uri: str) -> None:
         """dockerd reported the request named so done: the oldest start so named is no

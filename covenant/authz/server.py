@@ -24,7 +24,7 @@ from . import wire
 from .gate import HOLD, GateBusyError, NameGate, gate_class
 from .handlers import Request, Verdict, decide_request
 from .prefetch import Prefetching
-from .quota import QuotaKeeper
+from .quota import QuotaKeeper, owner_required
 from .rules import RULE_HOLD, needs_order
 
 JUDGED_METHODS = frozenset({"POST", "DELETE"})  # what handlers judge and the gate orders
@@ -106,7 +106,7 @@ class AuthzPlugin:
                 verdict = self.quotas.check(policy, request, self.engine) or verdict
         except Exception as e:  # noqa: BLE001 - on a security path every failure is a deny
             return self._cannot(policy, method, uri, e)
-        if verdict.malformed and policy.fail == "open":
+        if verdict.malformed and policy.fail == "open" and not owner_required(policy, request):
             self.log.warning("%s %s: %s; allowed (fail: open; the start is still judged)", method, uri,
                              verdict.msg, extra=fields(COVENANT_ACTION="allowed", COVENANT_MODE=policy.mode))
             return {"Allow": True}

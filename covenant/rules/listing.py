@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .api import ApiRule
-from .quota import Quota
+from .quota import OWNER_LABEL, Quota
 
 
 def table(rules: tuple[ApiRule, ...], groups: Mapping[str, tuple[str, ...]],
@@ -29,6 +29,13 @@ def table(rules: tuple[ApiRule, ...], groups: Mapping[str, tuple[str, ...]],
         widths = [max(len(row[i]) for row in lines) for i in range(4)]
         out = ["  ".join(col.ljust(w) for col, w in zip(row[:4], widths)) + "  " + row[4] for row in lines]
     out += [f"group {name}: {', '.join(users)}" for name, users in groups.items()]
-    out += [f"quota {q.name}: at most {q.max_running} running "
-            + ("on the host" if q.per == "host" else f"per value of {q.per}") for q in quotas]
+    out += [f"quota {q.name}: at most {q.max_running} running " + _per(q) for q in quotas]
     return "\n".join(out) + "\n"
+
+
+def _per(quota: Quota) -> str:
+    if quota.per == "host":
+        return "on the host"
+    if quota.per == "user":
+        return f"per user (by the label {OWNER_LABEL})"
+    return f"per value of {quota.per}"

@@ -8,6 +8,9 @@ Policy data::
         per: label=com.docker.compose.project
       - name: host
         max_running: 50
+      - name: per-user
+        max_running: 3
+        per: user          # counted by the label docker-covenant.user (see OWNER_LABEL)
 
 Pure functions on plain data: the shell lists the running containers (id, labels, and
 where a decision depends on order, when each started) and hands them in. Two entry
@@ -33,6 +36,9 @@ from typing import Any
 from .api import RULE_NAME, RuleError
 
 QUOTA_KEYS = ("name", "max_running", "per")
+# dockerd does not record who made a container: under a per-user quota, the plugin has
+# every create carry this label with the authenticated user as its value, and counts by it.
+OWNER_LABEL = "docker-covenant.user"
 _STARTED = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$")
 
 
@@ -40,7 +46,7 @@ _STARTED = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$")
 class Quota:
     name: str
     max_running: int
-    per: str = "host"  # "host" or "label=KEY"
+    per: str = "host"  # "host", "label=KEY" or "user"
     line: int | None = None
 
     def group(self, labels: Mapping[str, str]) -> str | None:
@@ -48,10 +54,12 @@ class Quota:
         does not cover it (a per-label quota covers only containers carrying the label)."""
         if self.per == "host":
             return ""
-        key = self.per.removeprefix("label=")
+        key = OWNER_LABEL if self.per == "user" else self.per.removeprefix("label=")
         return str(labels[key]) if key in labels else None
 
     def said(self, group: str) -> str:
+        if self.per == "user":
+            return f"of user {group}"
         return "on this host" if self.per == "host" else f"with {self.per.removeprefix('label=')}={group}"
 
     def describe(self) -> dict[str, Any]:
@@ -97,10 +105,10 @@ def parse_quotas(value: Any, line: int | None) -> tuple[Quota, ...]:
             raise RuleError(lines.get("max_running", first), f"quotas[{i}] ({name}).max_running: expected a "
                             f"whole number, 0 or more, got {limit!r}")
         per = item.get("per", "host")
-        if not isinstance(per, str) or not (per == "host" or (per.startswith("label=") and len(per) > 6
-                                                              and "=" not in per[6:])):
-            raise RuleError(lines.get("per", first), f"quotas[{i}] ({name}).per: expected host or label=KEY, "
-                            f"got {per!r}")
+        if not isinstance(per, str) or not (per in ("host", "user") or (
+                per.startswith("label=") and len(per) > 6 and "=" not in per[6:])):
+            raise RuleError(lines.get("per", first), f"quotas[{i}] ({name}).per: expected host, user or "
+                            f"label=KEY, got {per!r}")
         quotas.append(Quota(name, limit, per, first))
     return tuple(quotas)
 
@@ -124,6 +132,9 @@ def breach_at_start(quotas: tuple[Quota, ...], own_id: str, name: str, labels: M
     and not yet reported done (they may not be listed as running yet)."""
     for quota in quotas:
         group = quota.group(labels)
+        if group is None and quota.per == "user":
+            return Breach(quota.name, f"{name}: no {OWNER_LABEL} label, so no owner to count it for "
+                          f"(quota {quota.name}); create it again as its user")
         if group is None:
             continue
         others = {r.id for r in peers(quota, own_id, labels, [*running, *pending])}
@@ -162,4 +173,21 @@ def breach_when_running(quotas: tuple[Quota, ...], own: Running, name: str,
                    if started_key(r.started, r.id) < mine]
         if len(earlier) >= quota.max_running:
             return _breach(quota, name, group, len(earlier))
+    return None
+
+
+def owner_breach(quotas: tuple[Quota, ...], name: str, labels: Mapping[str, str], user: str) -> Breach | None:
+    """At create, under a per-user quota: the container must name its creator, the
+    authenticated user, in ``OWNER_LABEL`` -- else it would count for someone else, or
+    for nobody. Without a user (no TLS client authentication) nothing can be counted for
+    one: refused."""
+    quota = next((q for q in quotas if q.per == "user"), None)
+    if quota is None:
+        return None
+    if not user:
+        return Breach(quota.name, f"{name}: no authenticated user to count it for (quota {quota.name}: "
+                      "dockerd passes a user only with TLS client authentication)")
+    if labels.get(OWNER_LABEL) != user:
+        return Breach(quota.name, f"{name}: a container created by {user} must carry the label "
+                      f"{OWNER_LABEL}={user} (quota {quota.name})")
     return None
