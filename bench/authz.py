@@ -2,7 +2,7 @@
 (create + start: the start is judged on dockerd's inspect) and `docker exec` (exec
 create + start: the start is judged on the exec's inspect).
 
-    python bench/authz.py [--n 300]
+    python bench/authz.py [--n 300] [--policy FILE]
 
 Two private dockerds run side by side, identical but for ``--authorization-plugin``
 pointing at docker-covenant on one of them. Each request is made on both in turn, in
@@ -135,8 +135,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=300, help="request pairs per measurement (default 300)")
     ap.add_argument("--only", action="append", default=[], metavar="REQUEST",
                     help='measure only this request ("docker run"); repeatable')
+    ap.add_argument("--policy", metavar="FILE",
+                    help="the plugin's policy (default: 'debug: no' alone), e.g. with api_rules or quotas")
     args = ap.parse_args()
     n, only = args.n, args.only
+    policy = Path(args.policy).read_text() if args.policy else "debug: no\n"
     journal = JournalBed()
     journal.start()
     work = Path(tempfile.mkdtemp(prefix="covbench-authz-"))
@@ -146,7 +149,7 @@ def main() -> None:
     (work / "plugins-none").mkdir()
     guarded_d = PrivateDockerd(extra_args=(f"--authorization-plugin={PLUGIN}",),
                                wrap=private_plugin_dir_wrapper(plugin_dir))
-    plugin = Covenant(work, guarded_d.host, "debug: no\n")
+    plugin = Covenant(work, guarded_d.host, policy)
     plugin.argv += ["authz", "--name", PLUGIN, "--socket-dir", str(plugin_dir)]
     calls: list[Calls] = []
     try:

@@ -7,7 +7,7 @@ import json
 import sys
 
 from . import __version__
-from .policy import PolicyError, find_config, load_policy, parse_address
+from .policy import Policy, PolicyError, find_config, load_policy, parse_address
 
 EXIT_CONFIG = 2
 
@@ -35,6 +35,10 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--inspect", metavar="FILE",
                    help="evaluate saved `docker inspect` JSON instead (- for stdin); no engine needed")
     sub.add_parser("checks", help="list the check catalogue")
+    r = sub.add_parser("rules", help="list the policy's API request rules, groups and quotas",
+                       description="List the request rules (api_rules) of the policy file, in the order "
+                                   "the authorization plugin tries them, the user groups and the quotas.")
+    r.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="policy file")
     z = sub.add_parser("authz", help="serve the Docker authorization plugin (refuse violators at create)",
                        description="Serve the Docker authorization-plugin API on a unix socket that dockerd "
                                    "finds by name (dockerd --authorization-plugin=NAME).")
@@ -69,10 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(policy.describe(), sys.stdout, indent=2)
         print()
         return 0
-    if args.command == "audit":
-        from . import audit
-
-        return audit.run(policy, args.format, args.inspect)
+    if args.command in ("rules", "audit"):
+        return _offline(args, policy)
     from .daemon import run
 
     if args.command == "authz":
@@ -80,6 +82,20 @@ def main(argv: list[str] | None = None) -> int:
 
         return run(policy, args.metrics_address, socket_path(args.name, args.socket_dir), watch=args.watch)
     return run(policy, args.metrics_address)
+
+
+def _offline(args: argparse.Namespace, policy: Policy) -> int:
+    """The commands that run once and exit: ``rules`` lists, ``audit`` judges."""
+    if args.command == "rules":
+        from .rules.listing import table
+
+        sys.stdout.write(table(policy.api_rules, policy.groups, policy.quotas))
+        return 0
+    if args.command == "audit":
+        from . import audit
+
+        return audit.run(policy, args.format, args.inspect)
+    raise AssertionError(args.command)
 
 
 if __name__ == "__main__":

@@ -119,7 +119,7 @@ class Daemon:
             engine = DockerEngine()
             # the plugin never waits long on a scan: dockerd waits on the plugin
             engine.scan_hook = scan_lookup(self.scanner, lambda: self.policy, engine.image, AUTHZ_SCAN_WAIT)
-            self.authz = AuthzPlugin(self.policy, self.log, self.authz_socket, engine)
+            self.authz = AuthzPlugin(self.policy, self.log, self.authz_socket, engine, metrics=self.metrics)
             self.authz.serve()
             self.log.info("serving the authorization plugin on %s", self.authz_socket)
         if self.watch:

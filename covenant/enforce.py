@@ -32,6 +32,7 @@ from .engine import DockerEngine, Engine, EngineNotFoundError, EngineUnreachable
 from .logs import fields
 from .metrics import Metrics
 from .policy import Decision, Policy
+from .quotas import with_quotas
 from .reach import Lookups
 
 T = TypeVar("T")
@@ -195,14 +196,15 @@ class Enforcer:
         if not self._first_time(data) and not again:
             return None
         found = look_up(self.engine, data)
-        decision = policy.decide(data, found)
+        judged = policy.decide(data, found)
+        decision = with_quotas(self.engine, policy, data, judged, self.metrics)
         if decision.allowed or policy.mode == "warn":
             self._settle(decision.container_id)
         self.metrics.evaluated.inc()
         self.metrics.evaluation_seconds.observe(time.monotonic() - received)
         self._record(policy, decision, received, early)
-        if not again:
-            self._keep(policy, decision, found, changes)
+        if not again:  # a quota depends on what else runs: not known ahead of the next start
+            self._keep(policy, judged, found, changes)
         return decision
 
     def _stop_early(self, policy: Policy, known: Decision, received: float) -> str | None:

@@ -45,6 +45,7 @@ class Engine(Protocol):
     def network(self, ref: str) -> dict[str, Any]: ...
     def service(self, ref: str) -> dict[str, Any]: ...
     def volume(self, name: str) -> dict[str, Any]: ...
+    def running_list(self) -> list[dict[str, Any]]: ...
     def api_version(self) -> str: ...
     def host_path(self, path: str) -> str: ...
     def image_scan(self, container: Mapping[str, Any]) -> Mapping[str, Any] | None: ...
@@ -174,12 +175,16 @@ class DockerEngine:
         return [str(c["Id"]) for c in self.listed()]
 
     def listed(self) -> list[dict[str, Any]]:
-        """The running containers as ``GET /containers/json`` lists them (id, names,
-        image reference, labels): enough to select policy sections without an inspect."""
+        """The running (and paused, and restarting) containers as ``docker ps`` lists them
+        (id, names, image reference, labels): one call, enough to select policy sections
+        without an inspect."""
         listed = self._get_json("/containers/json")
         if not isinstance(listed, list) or not all(isinstance(c, dict) and "Id" in c for c in listed):
             raise EngineLookupError("unexpected answer from dockerd for /containers/json")
         return listed
+
+    def running_list(self) -> list[dict[str, Any]]:
+        return self.listed()
 
     def stats(self, ref: str) -> dict[str, Any]:
         """One reading of a container's stats, at once (``one-shot``: no second sample

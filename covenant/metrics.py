@@ -50,6 +50,13 @@ class Metrics:
         self.usage_round_seconds = Histogram("covenant_usage_round_seconds", "One usage round: list, "
                                              "stats of each limited container, judge", registry=r,
                                              buckets=LATENCY_BUCKETS)
+        self.api_rules = Counter("covenant_api_rule_decisions", "API requests a request rule (api_rules) "
+                                 "refused, or would have in warn mode, by rule and outcome (denied, warned)",
+                                 ["rule", "outcome"], registry=r)
+        self.quotas = Counter("covenant_quota_decisions", "Starts beyond a quota: refused by the plugin "
+                              "(denied), stopped by the events daemon (stopped), or let through in warn "
+                              "mode (warned)",
+                              ["quota", "outcome"], registry=r)
         self.reloads = Counter("covenant_policy_reloads", "Policy reloads, by result", ["result"], registry=r)
 
         # What identifies this node to a central Prometheus, added to every series at

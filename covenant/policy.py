@@ -7,11 +7,9 @@ Loading is pure apart from reading the file; a ``Policy`` is immutable plain dat
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +32,14 @@ from .checks import (
     parse_size,
 )
 from .reach import Lookups
+from .rules.api import ApiRule, RuleError, members, parse_groups, parse_rules
+from .rules.quota import Quota, parse_quotas
+from .selectors import GLOB_CHARS, selector_kind, selects
 
 CONFIG_SEARCH_PATH = (Path("docker-covenant.yml"), Path("/etc/docker-covenant/docker-covenant.yml"))
 MODES = ("enforce", "warn")
 SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"  # set by the orchestrator on every task
 ACTIONS = ("kill", "stop")
-# The engine's own rule for container names (daemon/names: RestrictedNamePattern).
-CONTAINER_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
-CONTAINER_GLOB = re.compile(r"^[a-zA-Z0-9_.*?\[\]!-]+$")
 
 
 class PolicyError(Exception):
@@ -53,10 +51,9 @@ class PolicyError(Exception):
         super().__init__(f"{where}: {message}")
 
 
-GLOB_CHARS = frozenset("*?[")
 # Exact name beats glob beats image/label; within a tier the more literal pattern wins,
-# then the one earlier in the file.
-TIERS = {"image": 1, "label": 1, "glob": 2, "name": 3}
+# then the one earlier in the file. A user's section (execs only) beats them all.
+TIERS = {"image": 1, "label": 1, "glob": 2, "name": 3, "user": 4}
 
 
 @dataclass(frozen=True)
@@ -75,29 +72,13 @@ class Section:
         literal = sum(1 for ch in self.pattern if ch not in GLOB_CHARS)
         return (TIERS[self.kind], literal, -self.order)
 
-    def selects(self, container: Container) -> bool:
-        name = container_name(container)
-        if self.kind == "name":
-            return name == self.pattern
-        if self.kind == "glob":
-            return fnmatch.fnmatchcase(name, self.pattern)
-        if self.kind == "image":
-            return fnmatch.fnmatchcase(str(config(container).get("Image") or ""), self.pattern)
-        key, eq, value = self.pattern.partition("=")
-        labels = config(container).get("Labels") or {}
-        return key in labels and (not eq or fnmatch.fnmatchcase(str(labels[key]), value))
-
-
-def selector_kind(key: str) -> tuple[str, str] | None:
-    """(kind, pattern) of a section key, or None when it is not a selector."""
-    for prefix in ("image=", "label="):
-        if key.startswith(prefix) and len(key) > len(prefix):
-            return prefix[:-1], key[len(prefix):]
-    if CONTAINER_NAME.match(key):
-        return "name", key.lstrip("/")
-    if GLOB_CHARS & set(key) and CONTAINER_GLOB.match(key):
-        return "glob", key
-    return None
+    def selects(self, container: Container, user: str = "",
+                groups: Mapping[str, tuple[str, ...]] | None = None) -> bool:
+        """Whether this section applies: to the container, or (a ``user=`` section) to
+        the user making the request (an exec), a name or an ``@group`` of ``groups``."""
+        if self.kind == "user":
+            return bool(user) and user in members((self.pattern,), groups or {})
+        return selects(self.kind, self.pattern, container)
 
 
 @dataclass(frozen=True)
@@ -150,19 +131,24 @@ class Policy:
     allowed_plugins: tuple[str, ...] = ()
     image_scan: ImageScan | None = None
     sections: tuple[Section, ...] = ()
+    api_rules: tuple[ApiRule, ...] = ()
+    quotas: tuple[Quota, ...] = ()
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     source: str = "<defaults>"
     digest: str = ""
 
-    def matching(self, container: Container) -> list[Section]:
-        """The sections that select this container, least specific first."""
-        return sorted((s for s in self.sections if s.selects(container)), key=lambda s: s.precedence)
+    def matching(self, container: Container, user: str = "") -> list[Section]:
+        """The sections that select this container (and, for an exec, ``user``), least
+        specific first."""
+        return sorted((s for s in self.sections if s.selects(container, user, self.groups)),
+                      key=lambda s: s.precedence)
 
-    def resolve(self, container: Container) -> tuple[dict[str, Any], frozenset[str]]:
+    def resolve(self, container: Container, user: str = "") -> tuple[dict[str, Any], frozenset[str]]:
         """Settings (profile defaults, then each selecting section, the most specific
         last so that it wins key by key) and the union of the checks they waive."""
         settings = {**DEFAULTS, **PROFILES[self.profile]}
         waived: set[str] = set()
-        for section in self.matching(container):
+        for section in self.matching(container, user):
             settings.update(section.settings)
             waived |= section.waive
         return settings, frozenset(waived)
@@ -171,11 +157,12 @@ class Policy:
         """The settings of a container known only by its name."""
         return self.resolve({"Name": name})[0]
 
-    def decide(self, container: Container, lookups: Lookups | None = None) -> Decision:
+    def decide(self, container: Container, lookups: Lookups | None = None, user: str = "") -> Decision:
         """The single evaluator every entry point uses. ``lookups`` are the engine's answers
         about the volumes and containers this one references (``reach.references``); without
-        them the container is judged on its own inspect data."""
-        settings, waived = self.resolve(container)
+        them the container is judged on its own inspect data. ``user``: the authenticated
+        user of an exec request, whose ``user=`` sections then apply too."""
+        settings, waived = self.resolve(container, user)
         violations, waived_violations = evaluate(container, settings, waived, lookups)
         return Decision(
             container_id=str(container.get("Id", "")),
@@ -208,6 +195,9 @@ class Policy:
                 "command": list(self.image_scan.command), "format": self.image_scan.format,
                 "severity": self.image_scan.severity, "timeout": self.image_scan.timeout,
                 "unscanned": self.image_scan.unscanned},
+            "groups": {k: list(v) for k, v in self.groups.items()},
+            "api_rules": [r.describe() for r in self.api_rules],
+            "quotas": [q.describe() for q in self.quotas],
             "defaults": {**DEFAULTS, **PROFILES[self.profile]},
             "sections": {s.selector: {"selects": s.kind, "settings": dict(s.settings),
                                       "waive": sorted(s.waive)} for s in self.sections},
@@ -252,6 +242,10 @@ RESERVED: Mapping[str, tuple[type | tuple[type, ...], Any, str]] = {
     "allowed_plugins": (list, lambda v: all(isinstance(p, str) and p for p in v),
                         "a list of plugin reference globs"),
 }
+
+
+# Reserved keys of the request policy (covenant/rules): who may do what through the API.
+REQUEST_KEYS = ("groups", "api_rules", "quotas")
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -318,25 +312,44 @@ def parse_policy(raw: bytes | str, path: str = "<policy>") -> Policy:
         raise PolicyError(path, 1, "the policy must be a mapping of settings and container names")
     settings: dict[str, Any] = {}
     sections: list[Section] = []
+    request_policy: dict[str, tuple[Any, int | None]] = {}
     for order, (key, value) in enumerate(doc.items()):
         line = doc.lines.get(key)
         if not isinstance(key, str):
             raise PolicyError(path, line, f"unknown key {key!r}: keys must be text")
-        selector = selector_kind(key)
+        selector = selector_kind(key, users=True)
         if key == "image_scan":
             settings[key] = _image_scan(path, line, value)
         elif key in RESERVED:
             settings[key] = _reserved(path, line, key, value)
+        elif key in REQUEST_KEYS:
+            request_policy[key] = (value, line)
         elif selector is not None:
             sections.append(_section(path, line, key, value, selector, order))
         else:
             raise PolicyError(path, line, f"unknown key {key!r}: neither a setting ("
-                              + ", ".join([*RESERVED, "image_scan"]) + "), a container name, a name glob, "
-                              "image=PATTERN nor label=KEY[=VALUE]")
+                              + ", ".join([*RESERVED, *REQUEST_KEYS, "image_scan"]) + "), a container name, "
+                              "a name glob, image=PATTERN, label=KEY[=VALUE] nor user=NAME")
     if "image_scan" not in settings:
         _no_scanner_required(path, doc.lines, sections)
-    return Policy(**settings, sections=tuple(sections), source=path,
-                  digest=hashlib.sha256(data).hexdigest())
+    return Policy(**settings, **_request_policy(path, request_policy, sections, doc.lines),
+                  sections=tuple(sections), source=path, digest=hashlib.sha256(data).hexdigest())
+
+
+def _request_policy(path: str, found: dict[str, tuple[Any, int | None]], sections: list[Section],
+                    lines: dict[Any, int]) -> dict[str, Any]:
+    """groups, api_rules and quotas (covenant/rules), and the groups ``user=@G`` sections name."""
+    try:
+        groups = parse_groups(*found["groups"]) if "groups" in found else {}
+        rules = parse_rules(*found["api_rules"], groups) if "api_rules" in found else ()
+        quotas = parse_quotas(*found["quotas"]) if "quotas" in found else ()
+    except RuleError as e:
+        raise PolicyError(path, e.line, e.message) from None
+    for section in sections:
+        if section.kind == "user" and section.pattern.startswith("@") and section.pattern[1:] not in groups:
+            raise PolicyError(path, lines.get(section.selector), f"{section.selector}: no group "
+                              f"{section.pattern[1:]!r} under groups: (known: {', '.join(groups) or 'none'})")
+    return {"groups": groups, "api_rules": rules, "quotas": quotas}
 
 
 def _no_scanner_required(path: str, lines: Mapping[Any, int], sections: list[Section]) -> None:

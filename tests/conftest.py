@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,7 +93,11 @@ def bed(journal: JournalBed, engine: EngineBinaries) -> Iterator[tuple[PrivateDo
                             wrap=private_plugin_dir_wrapper(plugin_dir), engine=engine)
     # the plugin looks containers and execs up on the engine it guards
     plugin = Covenant(work, daemon.host, AUTHZ_BASE_POLICY)
-    plugin.argv += ["authz", "--name", AUTHZ_PLUGIN, "--socket-dir", str(plugin_dir)]
+    with socket.socket() as s:  # /metrics on a free loopback port (read at start only)
+        s.bind(("127.0.0.1", 0))
+        plugin.metrics_url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    plugin.argv += ["--metrics-address", plugin.metrics_url.removeprefix("http://"), "authz", "--name",
+                    AUTHZ_PLUGIN, "--socket-dir", str(plugin_dir)]
     plugin.start()
     try:
         daemon.start()

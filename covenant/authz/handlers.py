@@ -23,6 +23,7 @@ from ..engine import Engine, EngineNotFoundError
 from ..lookups import look_up
 from ..policy import Policy
 from ..reach import Lookups
+from ..rules import rename_escape
 from . import model, types
 from .gojson import AmbiguousError, DecodeError, GoType, decode
 from .route import Route, RouteError, route, version_less
@@ -39,6 +40,8 @@ class Verdict:
     violations: tuple[Violation, ...] = ()
     kind: str = "other"
     malformed: bool = False  # an early (create-time) parse failure: ``fail: open`` may allow it
+    rule: str = ""  # the request rule (``api_rules``) that denied it
+    quota: str = ""  # the quota a start would exceed
 
 
 class MalformedRequestError(ValueError):
@@ -199,6 +202,9 @@ def container_rename(policy: Policy, req: Request, engine: Engine) -> Verdict:
     stored = engine.container(ref)
     if fragile(ref, stored):
         return deny(FRAGILE.format(ref=ref, kind="rename"), ref, "rename")
+    old = str(stored.get("Name") or "").lstrip("/")
+    if escape := rename_escape(policy.api_rules, policy.groups, stored, new, req.user):
+        return Verdict(False, escape.message, old, kind="rename", rule=escape.rule)
     renamed = {**stored, "Name": f"/{new}"}
     violations = policy.decide(model.for_start(renamed), lookups_of(engine, stored)).violations
     exec_ids = stored.get("ExecIDs") or []
@@ -224,10 +230,12 @@ EXEC_CHECKS = {"CV001": "{name}: privileged exec not allowed",
 
 
 def _judge_exec(policy: Policy, container: dict[str, Any], privileged: bool, user: str,
-                kind: str) -> Verdict:
+                kind: str, requester: str = "") -> Verdict:
     """An exec runs in its container with its own privileged flag and user: judged as the
-    container would be with them, on what an exec can change (privileges, root)."""
-    decision = policy.decide(model.container_for_exec(container, privileged, user))
+    container would be with them, on what an exec can change (privileges, root). The
+    ``user=`` sections of ``requester`` (the authenticated user asking) apply: an exec is
+    judged only here, so a user's allowance cannot disagree with the events daemon."""
+    decision = policy.decide(model.container_for_exec(container, privileged, user), user=requester)
     said = {"name": decision.name, "user": user or "user unset"}
     found = tuple(Violation(v.check, EXEC_CHECKS[v.check].format(**said))
                   for v in decision.violations if v.check in EXEC_CHECKS)
@@ -243,7 +251,7 @@ def exec_create(policy: Policy, req: Request, engine: Engine) -> Verdict:
     privileged, user = bool(body.get("Privileged")), str(body.get("User") or "")
     if not privileged and not user:
         return Verdict(True, kind="exec")  # the container's own user, judged when it started
-    return _judge_exec(policy, engine.container(ref), privileged, user, "exec")
+    return _judge_exec(policy, engine.container(ref), privileged, user, "exec", req.user)
 
 
 def exec_start(policy: Policy, req: Request, engine: Engine) -> Verdict:
@@ -253,7 +261,8 @@ def exec_start(policy: Policy, req: Request, engine: Engine) -> Verdict:
     privileged, user = bool(process.get("privileged")), str(process.get("user") or "")
     if not privileged and not user:
         return Verdict(True, kind="exec")
-    return _judge_exec(policy, engine.container(str(stored["ContainerID"])), privileged, user, "exec")
+    return _judge_exec(policy, engine.container(str(stored["ContainerID"])), privileged, user, "exec",
+                       req.user)
 
 
 HANDLERS: dict[str, Callable[[Policy, Request, Engine], Verdict]] = {
@@ -271,6 +280,9 @@ def decide_request(policy: Policy, req: dict[str, Any] | Request, engine: Engine
     """The plugin's answer to one AuthZReq. Raises on anything it cannot read or look up:
     the caller denies."""
     request = req if isinstance(req, Request) else Request.from_authz(req)
+    from .rules import rules_verdict  # request rules first: they bind every method
+    if (ruled := rules_verdict(policy, request, engine)) is not None:
+        return ruled
     if request.method != "POST":
         return Verdict(True)
     handler = HANDLERS.get(request.route.kind)

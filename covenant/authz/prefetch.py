@@ -115,6 +115,9 @@ class Prefetching:
     def api_version(self) -> str:
         return self.engine.api_version()
 
+    def running_list(self) -> list[dict[str, Any]]:
+        return self.engine.running_list()
+
     def host_path(self, path: str) -> str:
         return self.engine.host_path(path)
 

@@ -18,11 +18,14 @@ from typing import Any
 
 from ..engine import Engine
 from ..logs import fields
+from ..metrics import Metrics
 from ..policy import Policy
 from . import wire
 from .gate import HOLD, GateBusyError, NameGate, gate_class
 from .handlers import Request, Verdict, decide_request
 from .prefetch import Prefetching
+from .quota import QuotaKeeper, owner_required
+from .rules import RULE_HOLD, needs_order
 
 JUDGED_METHODS = frozenset({"POST", "DELETE"})  # what handlers judge and the gate orders
 ALLOW = b'{"Allow": true}'
@@ -36,8 +39,10 @@ class AuthzPlugin:
     """Serves the plugin protocol; the policy is swapped whole on reload."""
 
     def __init__(self, policy: Policy, log: logging.Logger, socket_path: str, engine: Engine,
-                 gate: NameGate | None = None) -> None:
+                 gate: NameGate | None = None, metrics: Metrics | None = None) -> None:
         self.policy = policy
+        self.metrics = metrics
+        self.quotas = QuotaKeeper()
         self.gate = gate or NameGate()
         self.log = log
         self.socket_path = socket_path
@@ -54,7 +59,7 @@ class AuthzPlugin:
             if not isinstance(req, dict):
                 raise ValueError("AuthZReq is not a JSON object")
             method, uri = str(req.get("RequestMethod", "?")), str(req.get("RequestUri", "?"))
-            if method not in JUDGED_METHODS and not policy.log_requests:
+            if method not in JUDGED_METHODS and not policy.log_requests and not policy.api_rules:
                 return {"Allow": True}  # nothing to judge or order: the hot path of docker ps
             request = Request.from_authz(req)
             self.engine.requested(request.method, request.uri)
@@ -65,7 +70,11 @@ class AuthzPlugin:
                 # takes, and the gate would hold every other start meanwhile
                 return self._refuse(policy, Verdict(False, f"{method} {request.route.path}: a body the "
                                                     "plugin was not sent; send JSON or none"), method, uri)
-            ticket = self.gate.enter(cls, (method, uri), HOLD.get(request.route.kind)) if cls else None
+            hold = HOLD.get(request.route.kind)
+            if policy.mode == "enforce" and cls in (None, "exec") and needs_order(policy, request):
+                # a rule judged the container a reference names: keep it naming that one
+                cls, hold = "resolve", RULE_HOLD
+            ticket = self.gate.enter(cls, (method, uri), hold) if cls else None
         except GateBusyError as e:
             self.log.warning("%s %s: %s; denied", method, uri, e,
                              extra=fields(COVENANT_ACTION="denied", COVENANT_MODE=policy.mode))
@@ -81,6 +90,7 @@ class AuthzPlugin:
         """An AuthZRes: dockerd has acted on the request."""
         if isinstance(res, dict):
             self.gate.leave((str(res.get("RequestMethod")), str(res.get("RequestUri"))))
+            self.quotas.done(str(res.get("RequestMethod")), str(res.get("RequestUri")))
             self.engine.done(res)
 
     def _cannot(self, policy: Policy, method: str, uri: str, e: Exception) -> dict[str, Any]:
@@ -92,9 +102,11 @@ class AuthzPlugin:
         method, uri = request.method, request.uri
         try:
             verdict = decide_request(policy, request, self.engine)
+            if verdict.allow:  # a start that passes the policy must fit its quotas too
+                verdict = self.quotas.check(policy, request, self.engine) or verdict
         except Exception as e:  # noqa: BLE001 - on a security path every failure is a deny
             return self._cannot(policy, method, uri, e)
-        if verdict.malformed and policy.fail == "open":
+        if verdict.malformed and policy.fail == "open" and not owner_required(policy, request):
             self.log.warning("%s %s: %s; allowed (fail: open; the start is still judged)", method, uri,
                              verdict.msg, extra=fields(COVENANT_ACTION="allowed", COVENANT_MODE=policy.mode))
             return {"Allow": True}
@@ -109,8 +121,14 @@ class AuthzPlugin:
         base = {"CONTAINER_NAME": verdict.name, "COVENANT_MODE": policy.mode}
         for v in verdict.violations:
             self.log.warning(v.message, extra=fields(**base, COVENANT_CHECK=v.check))
-        checks = ",".join(v.check for v in verdict.violations)
-        if policy.mode == "warn" and not verdict.malformed:
+        checks = ",".join(v.check for v in verdict.violations) or (
+            f"rule:{verdict.rule}" if verdict.rule else f"quota:{verdict.quota}" if verdict.quota else "")
+        warned = policy.mode == "warn" and not verdict.malformed
+        if verdict.rule and self.metrics is not None:
+            self.metrics.api_rules.labels(verdict.rule, "warned" if warned else "denied").inc()
+        if verdict.quota and self.metrics is not None:
+            self.metrics.quotas.labels(verdict.quota, "warned" if warned else "denied").inc()
+        if warned:
             self.log.warning("%s: would deny %s %s (warn mode): %s", verdict.name, method, uri, verdict.msg,
                              extra=fields(**base, COVENANT_CHECK=checks, COVENANT_ACTION="warned"))
             return {"Allow": True}
