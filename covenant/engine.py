@@ -190,6 +190,14 @@ class DockerEngine:
     def volume(self, name: str) -> dict[str, Any]:
         return self._get("/volumes/" + quote(name, safe=""))
 
+    def info(self) -> dict[str, Any]:
+        """``docker info``: the daemon's own settings, for the host audit."""
+        return self._get("/info")
+
+    def image(self, ref: str) -> dict[str, Any]:
+        """``docker image inspect``, for the image audit."""
+        return self._get("/images/" + quote(ref, safe="") + "/json")
+
     def host_path(self, path: str) -> str:
         """Where a host path leads, every symbolic link followed as the kernel follows it
         when dockerd binds it (a missing tail stays as written: dockerd creates it). Only

@@ -11,7 +11,7 @@ import fnmatch
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from .checks import (
     container_name,
     evaluate,
 )
+from .checks.daemon import HOST_SETTINGS, resolve
 from .reach import Lookups
 
 CONFIG_SEARCH_PATH = (Path("docker-covenant.yml"), Path("/etc/docker-covenant/docker-covenant.yml"))
@@ -123,6 +124,7 @@ class Policy:
     fail: str = "closed"
     log_requests: bool = False
     allowed_plugins: tuple[str, ...] = ()
+    host_audit: Mapping[str, bool] = field(default_factory=dict)  # as written, not resolved
     sections: tuple[Section, ...] = ()
     source: str = "<defaults>"
     digest: str = ""
@@ -159,6 +161,10 @@ class Policy:
             waived=waived_violations,
         )
 
+    def host_settings(self) -> dict[str, bool]:
+        """Which daemon and image checks ``audit`` runs: the profile's, then ``host_audit``."""
+        return resolve(self.profile, self.host_audit)
+
     def describe(self) -> dict[str, Any]:
         """The effective policy as plain data, for ``--check-config``."""
         return {
@@ -176,6 +182,7 @@ class Policy:
             "fail": self.fail,
             "log_requests": self.log_requests,
             "allowed_plugins": list(self.allowed_plugins),
+            "host_audit": self.host_settings(),
             "defaults": {**DEFAULTS, **PROFILES[self.profile]},
             "sections": {s.selector: {"selects": s.kind, "settings": dict(s.settings),
                                       "waive": sorted(s.waive)} for s in self.sections},
@@ -290,13 +297,15 @@ def parse_policy(raw: bytes | str, path: str = "<policy>") -> Policy:
         if not isinstance(key, str):
             raise PolicyError(path, line, f"unknown key {key!r}: keys must be text")
         selector = selector_kind(key)
-        if key in RESERVED:
+        if key == "host_audit":
+            settings[key] = _host_audit(path, line, value)
+        elif key in RESERVED:
             settings[key] = _reserved(path, line, key, value)
         elif selector is not None:
             sections.append(_section(path, line, key, value, selector, order))
         else:
             raise PolicyError(path, line, f"unknown key {key!r}: neither a setting ("
-                              + ", ".join(RESERVED) + "), a container name, a name glob, "
+                              + ", ".join([*RESERVED, "host_audit"]) + "), a container name, a name glob, "
                               "image=PATTERN nor label=KEY[=VALUE]")
     return Policy(**settings, sections=tuple(sections), source=path,
                   digest=hashlib.sha256(data).hexdigest())
@@ -332,6 +341,21 @@ def _section(path: str, line: int | None, key: str, value: Any, selector: tuple[
             settings[name] = _setting(path, key_line, f"{key}.{name}", SETTINGS[name].kind, setting,
                                       SETTINGS[name].paths)
     return Section(key, kind, pattern, settings, waive, order)
+
+
+def _host_audit(path: str, line: int | None, value: Any) -> dict[str, bool]:
+    """``host_audit``: which daemon and image checks ``audit`` runs, over the profile's."""
+    if not isinstance(value, _Lines):
+        raise PolicyError(path, line, "host_audit: expected a mapping of daemon and image check keys "
+                          f"({', '.join(HOST_SETTINGS)}) to yes or no; got {value!r}")
+    out: dict[str, bool] = {}
+    for name, setting in value.items():
+        key_line = value.lines.get(name, line)
+        if name not in HOST_SETTINGS:
+            raise PolicyError(path, key_line, f"host_audit: unknown key {name!r} (known: "
+                              + ", ".join(HOST_SETTINGS) + ")")
+        out[name] = _setting(path, key_line, f"host_audit.{name}", "bool", setting)
+    return out
 
 
 def _setting(path: str, line: int | None, where: str, kind: str, value: Any, paths: bool = False) -> Any:
