@@ -39,6 +39,10 @@ class Metrics:
                                   "no event had brought (events dropped by dockerd)", registry=r)
         self.connected = Gauge("covenant_events_connected", "1 while the events stream is open", registry=r)
         self.reloads = Counter("covenant_policy_reloads", "Policy reloads, by result", ["result"], registry=r)
+        self.webhooks = Counter("covenant_webhooks", "Webhook documents, by result: sent, failed (after "
+                                "its retries), dropped (queue full or shutting down)", ["result"], registry=r)
+        self.webhook_retries = Counter("covenant_webhook_retries", "Webhook attempts that were retries",
+                                       registry=r)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

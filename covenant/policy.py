@@ -29,6 +29,7 @@ from .checks import (
     evaluate,
 )
 from .checks.daemon import HOST_SETTINGS, resolve
+from .hooks import HookError, Webhook, parse_webhook
 from .reach import Lookups
 
 CONFIG_SEARCH_PATH = (Path("docker-covenant.yml"), Path("/etc/docker-covenant/docker-covenant.yml"))
@@ -125,6 +126,7 @@ class Policy:
     log_requests: bool = False
     allowed_plugins: tuple[str, ...] = ()
     host_audit: Mapping[str, bool] = field(default_factory=dict)  # as written, not resolved
+    webhook: Webhook | None = None
     sections: tuple[Section, ...] = ()
     source: str = "<defaults>"
     digest: str = ""
@@ -183,6 +185,7 @@ class Policy:
             "log_requests": self.log_requests,
             "allowed_plugins": list(self.allowed_plugins),
             "host_audit": self.host_settings(),
+            "webhook": self.webhook.describe() if self.webhook else None,
             "defaults": {**DEFAULTS, **PROFILES[self.profile]},
             "sections": {s.selector: {"selects": s.kind, "settings": dict(s.settings),
                                       "waive": sorted(s.waive)} for s in self.sections},
@@ -297,15 +300,15 @@ def parse_policy(raw: bytes | str, path: str = "<policy>") -> Policy:
         if not isinstance(key, str):
             raise PolicyError(path, line, f"unknown key {key!r}: keys must be text")
         selector = selector_kind(key)
-        if key == "host_audit":
-            settings[key] = _host_audit(path, line, value)
+        if key in MAPPINGS:
+            settings[key] = MAPPINGS[key](path, line, value)
         elif key in RESERVED:
             settings[key] = _reserved(path, line, key, value)
         elif selector is not None:
             sections.append(_section(path, line, key, value, selector, order))
         else:
             raise PolicyError(path, line, f"unknown key {key!r}: neither a setting ("
-                              + ", ".join([*RESERVED, "host_audit"]) + "), a container name, a name glob, "
+                              + ", ".join([*RESERVED, *MAPPINGS]) + "), a container name, a name glob, "
                               "image=PATTERN nor label=KEY[=VALUE]")
     return Policy(**settings, sections=tuple(sections), source=path,
                   digest=hashlib.sha256(data).hexdigest())
@@ -356,6 +359,24 @@ def _host_audit(path: str, line: int | None, value: Any) -> dict[str, bool]:
                               + ", ".join(HOST_SETTINGS) + ")")
         out[name] = _setting(path, key_line, f"host_audit.{name}", "bool", setting)
     return out
+
+
+def _webhook(path: str, line: int | None, value: Any) -> Webhook:
+    """YAML 1.1 reads a bare ``on`` key as true: taken here as the ``on`` it was written as."""
+    lines: dict[Any, int] = {}
+    if isinstance(value, _Lines):
+        if True in value and "on" in value:
+            raise PolicyError(path, value.lines.get(True), "webhook: duplicate key 'on'")
+        lines = {("on" if k is True else k): n for k, n in value.lines.items()}
+        value = {("on" if k is True else k): v for k, v in value.items()}
+    try:
+        return parse_webhook(value)
+    except HookError as e:
+        raise PolicyError(path, lines.get(e.key, line), str(e)) from None
+
+
+# Reserved top-level keys whose value is a mapping of its own.
+MAPPINGS = {"host_audit": _host_audit, "webhook": _webhook}
 
 
 def _setting(path: str, line: int | None, where: str, kind: str, value: Any, paths: bool = False) -> Any:
