@@ -87,7 +87,10 @@ def _judged(tmp_path, daemon: PrivateDockerd):
                               **COMPLIANT)
         result = audit(tmp_path, daemon.host, "profile: cis\n", "--format", "json")
         assert result.returncode == 1, result.stderr  # the busybox image: CV111, CV112
-        return daemon_ids(result)
+        found, entry = daemon_ids(result)
+        entry["containers"] = [client.api.inspect_container(c["id"]) | {"audited": c}
+                               for c in entries(result, "container")]
+        return found, entry
     finally:
         client.close()
 
@@ -104,13 +107,19 @@ def test_a_hardened_daemon_meets_every_daemon_check(tmp_path, engine):
 
 
 def test_a_loose_daemon_fails_every_daemon_check(tmp_path, engine):
-    """A default bridge with icc on and a TCP socket without TLS, nothing else set."""
-    daemon = loose(engine)
+    """A default bridge with icc on and a TCP socket without TLS, nothing else set (but
+    --default-ulimit, which /info does not show)."""
+    daemon = loose(engine, "--default-ulimit", "nofile=1024:2048")
     try:
         found, entry = _judged(tmp_path, daemon)
     finally:
         daemon.stop()
     assert found == ["CV101", "CV102", "CV103", "CV104", "CV105"]
+    # as README.adoc says: dockerd copies its default ulimits into the container's own
+    # HostConfig, where CV032 cannot tell them from a --ulimit
+    [container] = entry["containers"]
+    assert container["HostConfig"]["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]
+    assert "CV032" in [v["check"] for v in container["audited"]["violations"]]
     assert entry["violations"][4]["message"] == (
         f"{entry['name']}: API on TCP without TLS verification: 127.0.0.1:{PLAIN_PORT} (no TLS)")
 
