@@ -111,6 +111,30 @@ def test_a_killed_violator_is_posted(client, covenant_factory, receiver_factory,
     assert "secret-token" not in " ".join(journal.messages(cov.ident))  # the URL's path is not logged
 
 
+def test_stopped_allowed_and_warned_are_posted_when_listed(client, covenant_factory, receiver_factory):
+    receiver = receiver_factory()
+    first, _ = start(covenant_factory, receiver, "  on: [stopped, allowed]\naction: stop\nstop_timeout: 0\n")
+    good = run_container(client, unique("hook-ok"), **COMPLIANT)
+    bad = run_container(client, unique("hook-stop"))
+    wait_until(lambda: len(receiver.posts) >= 2, 10, what="two POSTs")
+    got = {doc["container"]["name"]: doc for _, _, doc in receiver.posts}
+    assert got[good.name]["action"] == "allowed" and got[good.name]["checks"] == []
+    assert got[bad.name]["action"] == "stopped"
+    bad.reload()
+    assert not is_running(bad)
+
+    assert first.stop() == 0  # one daemon at a time on the engine
+
+    warned = receiver_factory()
+    start(covenant_factory, warned, "  on: [warned]\nmode: warn\n")
+    tolerated = run_container(client, unique("hook-warn"))
+    wait_until(lambda: warned.posts, 10, what="the warned POST")
+    assert [(d["action"], d["mode"], d["container"]["id"]) for _, _, d in warned.posts] == [
+        ("warned", "warn", tolerated.id)]
+    tolerated.reload()
+    assert is_running(tolerated)
+
+
 def test_a_hanging_receiver_delays_no_kill_and_its_failure_is_counted(client, covenant_factory,
                                                                      receiver_factory, journal):
     receiver = receiver_factory("hang")
