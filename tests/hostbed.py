@@ -114,12 +114,14 @@ def loose(engine: EngineBinaries, *extra: str) -> NetnsDockerd:
     return NetnsDockerd(("-H", f"tcp://127.0.0.1:{PLAIN_PORT}", *extra), engine)
 
 
-def tls_without_verify(work: Path, engine: EngineBinaries) -> NetnsDockerd:
-    """TLS on the TCP socket (--tls) but no client verification."""
+def tls_without_verify(work: Path, engine: EngineBinaries, verify_flag: bool = True) -> NetnsDockerd:
+    """TLS on the TCP socket (--tls) but no client verification (--tlsverify=false; without
+    that flag, what dockerd makes of --tls with a --tlscacert)."""
     certs = make_certs(work / "certs")
     # without --tlscacert dockerd 20.10 reads ~/.docker/ca.pem (and fails without one); with
     # it and no --tlsverify=false, dockerd reports client verification on
-    return NetnsDockerd(("--tls", "--tlsverify=false", f"--tlscacert={certs['ca.pem']}",
+    verify = ["--tlsverify=false"] if verify_flag else []
+    return NetnsDockerd(("--tls", *verify, f"--tlscacert={certs['ca.pem']}",
                          f"--tlscert={certs['cert.pem']}", f"--tlskey={certs['key.pem']}",
                          "-H", f"tcp://127.0.0.1:{TLS_PORT}"), engine)
 

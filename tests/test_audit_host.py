@@ -133,3 +133,14 @@ def test_tls_without_client_verification_fails_cv105(tmp_path, engine):
     assert [v["message"] for v in entry["violations"] if v["check"] == "CV105"] == [
         f"{entry['name']}: API on TCP without TLS verification: 127.0.0.1:{TLS_PORT} "
         "(TLS without client verification)"]
+
+
+def test_tls_with_a_ca_and_no_tlsverify_flag_is_what_dockerd_says(tmp_path, engine):
+    """--tls with --tlscacert but no --tlsverify: dockerd reports no warning, so CV105 finds
+    nothing (README.adoc: dockerd's own account is what counts)."""
+    daemon = tls_without_verify(tmp_path / "tls-ca", engine, verify_flag=False)
+    try:
+        found, _ = _judged(tmp_path, daemon)
+    finally:
+        daemon.stop()
+    assert "CV105" not in found and "CV101" in found
