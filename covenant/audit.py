@@ -1,7 +1,10 @@
 """``docker-covenant audit``: evaluate every running container once, or saved inspect JSON.
 
-It uses the daemon's evaluator (``Policy.decide``) and stops nothing. Exit status:
-0 when every container complies, 1 when any violates, 2 on error.
+It uses the daemon's evaluator (``Policy.decide``) and stops nothing. With an engine it
+also judges the daemon (``/info``, the default bridge) and the images the running
+containers use, when the profile or ``host_audit`` turns those checks on
+(``checks.daemon``). Exit status: 0 when everything complies, 1 when anything violates,
+2 on error.
 """
 
 from __future__ import annotations
@@ -9,11 +12,23 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
 from .checks import CATALOGUE, CHECKS, ORIGINAL_KEYS, PROFILES, SETTINGS, USAGE_CHECKS
+from .checks.daemon import (
+    HOST_CATALOGUE,
+    HOST_CHECKS,
+    HOST_PROFILES,
+    Daemon,
+    daemon_name,
+    evaluate_daemon,
+    evaluate_image,
+    image_ids,
+    image_name,
+    wanted,
+)
 from .enforce import look_up
 from .engine import DockerEngine, EngineLookupError, EngineNotFoundError
 from .policy import Decision, Policy
@@ -40,16 +55,10 @@ def load_inspect(text: str, source: str) -> list[dict[str, Any]]:
     return items
 
 
-def running_containers(progress: TextIO | None, policy: Policy | None = None,
-                       ) -> Iterator[tuple[dict[str, Any], Lookups | None]]:
+def running_containers(engine: DockerEngine,
+                       progress: TextIO | None) -> Iterator[tuple[dict[str, Any], Lookups | None]]:
     """Inspect every running container, eight at a time, with the volumes and containers it
-    references (``enforce.look_up``); a container gone meanwhile is skipped. With a policy
-    that has an image scanner, the images its sections require scanned are scanned (each
-    once), and the audit waits for the verdicts."""
-    engine = DockerEngine()
-    if policy is not None and policy.image_scan is not None:
-        scanner = Scanner(lambda: policy.image_scan, lambda: logging.getLogger("docker-covenant"))
-        engine.scan_hook = scan_lookup(scanner, lambda: policy, engine.image, float("inf"))
+    references (``enforce.look_up``); a container gone meanwhile is skipped."""
     try:
         ids = engine.running()
     except EngineLookupError as e:
@@ -76,39 +85,104 @@ def running_containers(progress: TextIO | None, policy: Policy | None = None,
 def rows(decisions: Iterable[Decision]) -> list[dict[str, Any]]:
     out = []
     for d in decisions:
-        out.append({"id": d.container_id, "name": d.name, "image": d.image,
+        out.append({"kind": "container", "id": d.container_id, "name": d.name, "image": d.image,
                     "violations": [_violation(v.check, v.message) for v in d.violations],
                     "waived": [_violation(v.check, v.message) for v in d.waived]})
     return out
 
 
 def _violation(check: str, message: str) -> dict[str, Any]:
+    if check in HOST_CHECKS:
+        h = HOST_CHECKS[check]
+        return {"check": check, "cis": h.cis, "title": h.title, "severity": h.severity, "message": message}
     c = CHECKS[check]
     return {"check": check, "cis": c.cis, "title": c.title, "message": message}
 
 
+def host_rows(engine: DockerEngine, settings: dict[str, bool],
+              containers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The daemon's entry and one per image the running containers use, each judged by the
+    checks ``settings`` turn on; the engine is asked only for what those checks read."""
+    out: list[dict[str, Any]] = []
+    try:
+        if wanted(settings, "daemon"):
+            info = engine.info()
+            try:
+                bridge: dict[str, Any] | None = engine.network("bridge")
+            except EngineNotFoundError:  # --bridge=none
+                bridge = None
+            found = evaluate_daemon(Daemon(info, bridge), settings)
+            out.append({"kind": "daemon", "id": str(info.get("ID") or ""), "name": daemon_name(info),
+                        "image": "", "violations": [_violation(v.check, v.message) for v in found],
+                        "waived": []})
+        if wanted(settings, "image"):
+            for image_id in image_ids(containers):
+                try:
+                    image = engine.image(image_id)
+                except EngineNotFoundError:  # removed meanwhile (a running container keeps it)
+                    continue
+                users = sorted(str(c.get("Name") or "").lstrip("/") for c in containers
+                               if c.get("Image") == image_id)
+                found = evaluate_image(image, settings)
+                out.append({"kind": "image", "id": image_id, "name": image_name(image),
+                            "image": image_name(image), "containers": users,
+                            "violations": [_violation(v.check, v.message) for v in found], "waived": []})
+    except EngineLookupError as e:
+        raise AuditError(f"cannot ask Docker about the daemon or images: {str(e).splitlines()[0]}") from None
+    return out
+
+
 def table(data: list[dict[str, Any]]) -> str:
+    """Containers as before; then, when the daemon or images were judged, their findings
+    (with a severity column) and one summary line each."""
+    containers = [d for d in data if d.get("kind", "container") == "container"]
     lines = [("CONTAINER", "CHECK", "CIS", "MESSAGE")]
-    for d in data:
+    for d in containers:
         for v in d["violations"]:
             lines.append((d["name"], v["check"], v["cis"] or "-", v["message"]))
-    widths = [max(len(row[i]) for row in lines) for i in range(3)]
-    text = "\n".join("  ".join(col.ljust(w) for col, w in zip(row[:3], widths)) + "  " + row[3]
+    bad = sum(1 for d in containers if d["violations"])
+    text = f"{_columns(lines)}\n\n{len(containers)} containers, {bad} violating\n" if bad else \
+        f"{len(containers)} containers, all compliant\n"
+    host = [d for d in data if d.get("kind") in ("daemon", "image")]
+    if not host:
+        return text
+    findings = [(f"{d['kind']} {d['name']}", v["check"], v["cis"], v["severity"], v["message"])
+                for d in host for v in d["violations"]]
+    if findings:
+        text += "\n" + _columns([("DAEMON/IMAGE", "CHECK", "CIS", "SEVERITY", "MESSAGE"), *findings]) + "\n\n"
+    for d in host:
+        if d["kind"] == "daemon":
+            n = len(d["violations"])
+            text += f"daemon {d['name']}: {n} findings\n" if n else f"daemon {d['name']}: compliant\n"
+    images = [d for d in host if d["kind"] == "image"]
+    if images:
+        bad_images = sum(1 for d in images if d["violations"])
+        text += f"{len(images)} images, {bad_images} violating\n" if bad_images else \
+            f"{len(images)} images, all compliant\n"
+    return text
+
+
+def _columns(lines: Sequence[Sequence[str]]) -> str:
+    """Every column padded to its widest cell but the last (the message)."""
+    n = len(lines[0]) - 1
+    widths = [max(len(row[i]) for row in lines) for i in range(n)]
+    return "\n".join("  ".join(col.ljust(w) for col, w in zip(row[:n], widths)) + "  " + row[n]
                      for row in lines)
-    bad = sum(1 for d in data if d["violations"])
-    return f"{text}\n\n{len(data)} containers, {bad} violating\n" if bad else \
-        f"{len(data)} containers, all compliant\n"
 
 
 def run(policy: Policy, fmt: str, inspect_file: str | None) -> int:
     try:
-        if inspect_file:
+        if inspect_file:  # saved containers only: no engine to ask about itself or images
             text = sys.stdin.read() if inspect_file == "-" else _read(inspect_file)
-            containers: Iterable[tuple[dict[str, Any], Lookups | None]] = (
-                (c, None) for c in load_inspect(text, inspect_file))
+            data = rows(policy.decide(c) for c in load_inspect(text, inspect_file))
         else:
-            containers = running_containers(sys.stderr if sys.stderr.isatty() else None, policy)
-        data = rows(policy.decide(c, lookups) for c, lookups in containers)
+            engine = DockerEngine()
+            if policy.image_scan is not None:  # the images its sections require scanned, each once
+                scanner = Scanner(lambda: policy.image_scan, lambda: logging.getLogger("docker-covenant"))
+                engine.scan_hook = scan_lookup(scanner, lambda: policy, engine.image, float("inf"))
+            found = list(running_containers(engine, sys.stderr if sys.stderr.isatty() else None))
+            data = rows(policy.decide(c, lookups) for c, lookups in found)
+            data += host_rows(engine, policy.host_settings(), [c for c, _ in found])
     except AuditError as e:
         print(f"docker-covenant: error: {e}", file=sys.stderr)
         return ERROR
@@ -137,6 +211,9 @@ def catalogue() -> str:
         lines.append((c.id, c.cis or "-", c.key, ",".join(on) or "when set", title))
     for u in USAGE_CHECKS:  # sampled by the daemon while usage_interval is set
         lines.append((u.id, "-", u.key, "when set", u.title + " [daemon, usage_interval]"))
-    widths = [max(len(row[i]) for row in lines) for i in range(4)]
-    return "\n".join("  ".join(col.ljust(w) for col, w in zip(row[:4], widths)) + "  " + row[4]
-                     for row in lines) + "\n"
+    host = [("ID", "CIS", "SEVERITY", "KEY", "PROFILES", "TITLE")]
+    for h in HOST_CATALOGUE:
+        on = [p for p, keys in HOST_PROFILES.items() if h.key in keys]
+        host.append((h.id, h.cis, h.severity, h.key, ",".join(on) or "-", f"{h.title} [{h.scope}]"))
+    return (_columns(lines) + "\n\nDaemon and image checks (audit only; host_audit keys):\n"
+            + _columns(host) + "\n")

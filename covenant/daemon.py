@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 import docker
 
@@ -26,6 +27,7 @@ from .sampler import TIMEOUT as SAMPLER_TIMEOUT
 from .sampler import WORKERS as SAMPLER_WORKERS
 from .sampler import Sampler
 from .scanner import Scanner, scan_lookup
+from .webhook import Notifier
 
 AUTHZ_SCAN_WAIT = 2.0  # seconds the plugin waits for a scan verdict (unscanned: wait); dockerd waits on it
 
@@ -94,6 +96,7 @@ class Daemon:
         self.scanner = Scanner(lambda: self.policy.image_scan, lambda: self.log, self._scanned)
         self._reconcile: threading.Thread | None = None
         self._events_thread: threading.Thread | None = None
+        self.webhook: Notifier | None = None
 
     # -- signals -------------------------------------------------------------------------
     def _on_stop(self, _signum: int, _frame: FrameType | None) -> None:
@@ -138,6 +141,8 @@ class Daemon:
             self._events_thread.join(timeout=5)
         if self.enforcer is not None:
             self.enforcer.shutdown()
+        if self.webhook is not None:
+            self.webhook.close()
         if server is not None:
             server.shutdown()
         self.log.info("docker-covenant stopped")
@@ -149,6 +154,7 @@ class Daemon:
         engine = self.enforcer.engine
         if isinstance(engine, DockerEngine):  # an evaluation thread may wait out the scan
             engine.scan_hook = scan_lookup(self.scanner, lambda: self.policy, engine.image, float("inf"))
+        self._set_webhook()
         self.watcher = Watcher(api, self.enforcer.submit, self.log, on_connected=self._on_connected,
                                metrics=self.metrics, on_change=self.enforcer.submit_change,
                                on_create=self.enforcer.submit_create, on_destroy=self.enforcer.forget)
@@ -243,6 +249,10 @@ class Daemon:
             notify("READY=1\nSTATUS=" + self.status_line())
             return True
         self.enforcer.policy, self.enforcer.log, self.watcher.log = new, self.log, self.log
+        if new.webhook != old.webhook:
+            self._set_webhook()
+        elif self.webhook is not None:
+            self.webhook.log = self.log
         self._start_timers()
         try:
             self.watcher.sweep(self.enforcer.submit_again)
@@ -250,6 +260,21 @@ class Daemon:
             self.log.warning("could not list containers after reload (%s)", e)
         notify("READY=1\nSTATUS=" + self.status_line())
         return True
+
+    def _set_webhook(self) -> None:
+        """(Re)start the webhook's sender for the current policy, or stop it if it has none;
+        a sender replaced by a reload drops (and counts) what it still had queued."""
+        old, hook = self.webhook, self.policy.webhook
+        self.webhook = Notifier(hook, self.log, self.metrics) if hook is not None else None
+        if self.enforcer is not None:
+            self.enforcer.webhook = self.webhook
+        if old is not None:
+            old.close()
+        if hook is not None:
+            # scheme and host only: a webhook URL often carries its secret in the path
+            where = urlsplit(hook.url)
+            self.log.info("webhook: posting %s decisions to %s://%s/...", ",".join(hook.on), where.scheme,
+                          where.netloc.rpartition("@")[2])
 
     # -- what operators read -------------------------------------------------------------
     def healthy(self) -> bool:

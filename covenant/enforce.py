@@ -15,6 +15,7 @@ holds for the next start of a violator that was stopped (a restart policy's loop
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections import OrderedDict, deque
@@ -29,11 +30,13 @@ from docker import APIClient
 
 from . import lookups
 from .engine import DockerEngine, Engine, EngineNotFoundError, EngineUnreachableError
+from .hooks import document
 from .logs import fields
 from .metrics import Metrics
 from .policy import Decision, Policy
 from .quotas import with_quotas
 from .reach import Lookups
+from .webhook import Notifier
 
 T = TypeVar("T")
 KILLED = "killed"  # what _stop_early returns when its kill was sent
@@ -64,6 +67,8 @@ class Enforcer:
         # violators judged before they start, with the policy that judged them
         self._known: OrderedDict[str, tuple[Policy, Decision]] = OrderedDict()
         self._changes = 0  # updates and renames seen: a judgement begun before one is not kept
+        self.webhook: Notifier | None = None  # set (and replaced on reload) by the daemon
+        self.host = socket.gethostname()
 
     def submit(self, container_id: str, again: bool = False, running_only: bool = False) -> None:
         """Queue one container for evaluation; returns at once. ``again`` decides a start
@@ -257,6 +262,8 @@ class Enforcer:
         if early is not None:
             if early != KILLED:
                 self._outcome(decision, base, logging.INFO, early, "gone")
+            else:
+                self._hook(decision, "killed")
             return
         if policy.action == "kill":
             self._stop(decision, None, base, received)
@@ -285,18 +292,30 @@ class Enforcer:
                              extra=fields(**base, COVENANT_CHECK=checks, COVENANT_ACTION="warned"))
             return
         action = "killed" if policy.action == "kill" else "stopped"
-        self._note(decision, action)
+        self._note(decision, action, hook=False)  # the webhook hears of it once it is sent
         self.log.warning("%s: stopping container%s", decision.name,
                          f" (a task of service {decision.service})" if decision.service else "",
                          extra=fields(**base, COVENANT_CHECK=checks, COVENANT_ACTION=action))
 
-    def _note(self, decision: Decision, action: str) -> None:
+    def _note(self, decision: Decision, action: str, hook: bool = True) -> None:
         self.metrics.actions.labels(action).inc()
         if decision.service:
             self.metrics.service_actions.labels(decision.service, action).inc()
         self.decisions.append({"time": time.time(), "id": decision.container_id, "name": decision.name,
                                "image": decision.image, "action": action, "service": decision.service,
                                "checks": [v.check for v in decision.violations]})
+        if hook:
+            self._hook(decision, action)
+
+    def _hook(self, decision: Decision, action: str) -> None:
+        """Hand the decision to the webhook, if it wants this kind: a queue put that never
+        waits, made after a kill or stop was sent, so the webhook never delays one."""
+        webhook = self.webhook
+        if webhook is None or action not in webhook.hook.on:
+            return
+        webhook.offer(document(action=action, container_id=decision.container_id, name=decision.name,
+                               image=decision.image, violations=decision.violations, mode=self.policy.mode,
+                               host=self.host, when=time.time()))
 
     def _stop(self, decision: Decision, timeout: int | None, base: dict[str, str], received: float) -> None:
         """Kill at once (timeout None) or stop with the policy's grace period."""
@@ -306,6 +325,7 @@ class Enforcer:
             else:
                 _retrying(self.api.stop, decision.container_id, timeout=timeout)
             self.metrics.enforcement_seconds.observe(time.monotonic() - received)
+            self._hook(decision, "killed" if timeout is None else "stopped")
         except docker.errors.NotFound:
             self._outcome(decision, base, logging.INFO, "already removed", "gone")
         except docker.errors.APIError as e:
@@ -324,6 +344,7 @@ class Enforcer:
     def _outcome(self, decision: Decision, base: dict[str, str], level: int, text: str, action: str) -> None:
         self.metrics.actions.labels(action).inc()
         self.log.log(level, "%s: %s", decision.name, text, extra=fields(**base, COVENANT_ACTION=action))
+        self._hook(decision, action)
 
 
 def _journal_fields(policy: Policy, decision: Decision) -> dict[str, str]:

@@ -210,10 +210,12 @@ class DockerEngine:
         return self._get("/volumes/" + quote(name, safe=""))
 
     def info(self) -> dict[str, Any]:
-        """``docker info``: the engine's name, its Swarm membership, its settings."""
+        """``docker info``: the engine's name, its Swarm membership, its own settings (the
+        host audit)."""
         return self._get("/info")
 
     def image(self, ref: str) -> dict[str, Any]:
+        """``docker image inspect`` (the image audit, the image gate's id of a reference)."""
         return self._get("/images/" + quote(ref, safe="/:@") + "/json")
 
     def image_scan(self, container: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -58,6 +58,10 @@ class Metrics:
                               "mode (warned)",
                               ["quota", "outcome"], registry=r)
         self.reloads = Counter("covenant_policy_reloads", "Policy reloads, by result", ["result"], registry=r)
+        self.webhooks = Counter("covenant_webhooks", "Webhook documents, by result: sent, failed (after "
+                                "its retries), dropped (queue full or shutting down)", ["result"], registry=r)
+        self.webhook_retries = Counter("covenant_webhook_retries", "Webhook attempts that were retries",
+                                       registry=r)
 
         # What identifies this node to a central Prometheus, added to every series at
         # exposition (``node``, ``swarm_node_id``): asked of the engine by ``identify``, again

@@ -31,6 +31,8 @@ from .checks import (
     parse_duration,
     parse_size,
 )
+from .checks.daemon import HOST_SETTINGS, resolve
+from .hooks import HookError, Webhook, parse_webhook
 from .reach import Lookups
 from .rules.api import ApiRule, RuleError, members, parse_groups, parse_rules
 from .rules.quota import Quota, parse_quotas
@@ -130,6 +132,8 @@ class Policy:
     log_requests: bool = False
     allowed_plugins: tuple[str, ...] = ()
     image_scan: ImageScan | None = None
+    host_audit: Mapping[str, bool] = field(default_factory=dict)  # as written, not resolved
+    webhook: Webhook | None = None
     sections: tuple[Section, ...] = ()
     api_rules: tuple[ApiRule, ...] = ()
     quotas: tuple[Quota, ...] = ()
@@ -173,6 +177,10 @@ class Policy:
             service=str((config(container).get("Labels") or {}).get(SWARM_SERVICE_LABEL) or ""),
         )
 
+    def host_settings(self) -> dict[str, bool]:
+        """Which daemon and image checks ``audit`` runs: the profile's, then ``host_audit``."""
+        return resolve(self.profile, self.host_audit)
+
     def describe(self) -> dict[str, Any]:
         """The effective policy as plain data, for ``--check-config``."""
         return {
@@ -198,6 +206,8 @@ class Policy:
             "groups": {k: list(v) for k, v in self.groups.items()},
             "api_rules": [r.describe() for r in self.api_rules],
             "quotas": [q.describe() for q in self.quotas],
+            "host_audit": self.host_settings(),
+            "webhook": self.webhook.describe() if self.webhook else None,
             "defaults": {**DEFAULTS, **PROFILES[self.profile]},
             "sections": {s.selector: {"selects": s.kind, "settings": dict(s.settings),
                                       "waive": sorted(s.waive)} for s in self.sections},
@@ -318,8 +328,8 @@ def parse_policy(raw: bytes | str, path: str = "<policy>") -> Policy:
         if not isinstance(key, str):
             raise PolicyError(path, line, f"unknown key {key!r}: keys must be text")
         selector = selector_kind(key, users=True)
-        if key == "image_scan":
-            settings[key] = _image_scan(path, line, value)
+        if key in MAPPINGS:
+            settings[key] = MAPPINGS[key](path, line, value)
         elif key in RESERVED:
             settings[key] = _reserved(path, line, key, value)
         elif key in REQUEST_KEYS:
@@ -328,7 +338,7 @@ def parse_policy(raw: bytes | str, path: str = "<policy>") -> Policy:
             sections.append(_section(path, line, key, value, selector, order))
         else:
             raise PolicyError(path, line, f"unknown key {key!r}: neither a setting ("
-                              + ", ".join([*RESERVED, *REQUEST_KEYS, "image_scan"]) + "), a container name, "
+                              + ", ".join([*RESERVED, *REQUEST_KEYS, *MAPPINGS]) + "), a container name, "
                               "a name glob, image=PATTERN, label=KEY[=VALUE] nor user=NAME")
     if "image_scan" not in settings:
         _no_scanner_required(path, doc.lines, sections)
@@ -451,6 +461,39 @@ def _usage_setting(path: str, line: int | None, where: str, kind: str, value: An
         raise PolicyError(path, line, f"{where}: expected a duration such as 90, 30s, 5m or 1h, "
                           f"got {value!r}")
     return seconds
+
+
+def _host_audit(path: str, line: int | None, value: Any) -> dict[str, bool]:
+    """``host_audit``: which daemon and image checks ``audit`` runs, over the profile's."""
+    if not isinstance(value, _Lines):
+        raise PolicyError(path, line, "host_audit: expected a mapping of daemon and image check keys "
+                          f"({', '.join(HOST_SETTINGS)}) to yes or no; got {value!r}")
+    out: dict[str, bool] = {}
+    for name, setting in value.items():
+        key_line = value.lines.get(name, line)
+        if name not in HOST_SETTINGS:
+            raise PolicyError(path, key_line, f"host_audit: unknown key {name!r} (known: "
+                              + ", ".join(HOST_SETTINGS) + ")")
+        out[name] = _setting(path, key_line, f"host_audit.{name}", "bool", setting)
+    return out
+
+
+def _webhook(path: str, line: int | None, value: Any) -> Webhook:
+    """YAML 1.1 reads a bare ``on`` key as true: taken here as the ``on`` it was written as."""
+    lines: dict[Any, int] = {}
+    if isinstance(value, _Lines):
+        if True in value and "on" in value:
+            raise PolicyError(path, value.lines.get(True), "webhook: duplicate key 'on'")
+        lines = {("on" if k is True else k): n for k, n in value.lines.items()}
+        value = {("on" if k is True else k): v for k, v in value.items()}
+    try:
+        return parse_webhook(value)
+    except HookError as e:
+        raise PolicyError(path, lines.get(e.key, line), str(e)) from None
+
+
+# Reserved top-level keys whose value is a mapping of its own.
+MAPPINGS = {"host_audit": _host_audit, "webhook": _webhook, "image_scan": _image_scan}
 
 
 def _setting(path: str, line: int | None, where: str, kind: str, value: Any, paths: bool = False) -> Any:

@@ -112,6 +112,6 @@ def test_policy_keys_validated_with_file_and_line():
 
 
 def test_checks_lists_the_usage_limits():
-    rows = {line.split()[0]: line for line in catalogue().splitlines()[1:]}
+    rows = {line.split()[0]: line for line in catalogue().splitlines()[1:] if line.strip()}
     assert "memory_usage_max" in rows["CV201"] and "cpu_usage_max" in rows["CV202"]
     assert "pids_usage_max" in rows["CV203"]

@@ -10,8 +10,9 @@ CIS numbers are those of the CIS Docker Benchmark v1.3.1, section 5 (container r
 The package splits by responsibility: ``model`` (the shapes), ``reading`` (the inspect
 fields as dockerd reads them), the checks grouped as ``privileges``, ``security``,
 ``mounts``, ``host`` (namespaces, ports, devices), ``resources`` and ``image``, and
-``catalogue`` (the CVnnn table, the settings, the profiles and ``evaluate``). Every name
-is importable from ``covenant.checks`` itself.
+``catalogue`` (the CVnnn table, the settings, the profiles and ``evaluate``); and
+``daemon``, the daemon and image checks (CV1nn) ``audit`` runs on ``/info`` and
+``docker image inspect``. Every name is importable from ``covenant.checks`` itself.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .catalogue import (
     Setting,
     evaluate,
 )
+from .daemon import HOST_CATALOGUE, HOST_CHECKS, Daemon, HostCheck, evaluate_daemon, evaluate_image
 from .model import Container, Settings, Violation
 from .mounts import DOCKER_SOCKETS, ENGINE_PATHS, SENSITIVE_HOST_PATHS
 from .privileges import ALL_CAPS, ROOT_USERS, is_root
@@ -76,6 +78,8 @@ __all__ = [
     "ENGINE_PATHS",
     "GO_FALSE",
     "GO_TRUE",
+    "HOST_CATALOGUE",
+    "HOST_CHECKS",
     "ORIGINAL_KEYS",
     "PROFILES",
     "ROOT_USERS",
@@ -87,6 +91,8 @@ __all__ = [
     "USAGE_KEYS",
     "Check",
     "Container",
+    "Daemon",
+    "HostCheck",
     "Sample",
     "Setting",
     "Settings",
@@ -99,6 +105,8 @@ __all__ = [
     "container_name",
     "effective_capabilities",
     "evaluate",
+    "evaluate_daemon",
+    "evaluate_image",
     "host_config",
     "host_source",
     "is_root",
