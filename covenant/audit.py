@@ -31,6 +31,7 @@ from .checks.daemon import (
 )
 from .enforce import look_up
 from .engine import DockerEngine, EngineLookupError, EngineNotFoundError
+from .fleet import FleetError, Target, targets
 from .policy import Decision, Policy
 from .reach import Lookups
 from .scanner import Scanner, scan_lookup
@@ -170,24 +171,70 @@ def _columns(lines: Sequence[Sequence[str]]) -> str:
                      for row in lines)
 
 
-def run(policy: Policy, fmt: str, inspect_file: str | None) -> int:
+def run(policy: Policy, fmt: str, inspect_file: str | None, fleet: list[Target] | None = None) -> int:
+    """One engine (the environment's, or one named): its report, or its error alone.
+    Several: one report with the host on every row, an engine that could not be audited
+    reported as such (exit status 2 then, after the report)."""
     try:
         if inspect_file:  # saved containers only: no engine to ask about itself or images
             text = sys.stdin.read() if inspect_file == "-" else _read(inspect_file)
             data = rows(policy.decide(c) for c in load_inspect(text, inspect_file))
         else:
-            engine = DockerEngine()
-            if policy.image_scan is not None:  # the images its sections require scanned, each once
-                scanner = Scanner(lambda: policy.image_scan, lambda: logging.getLogger("docker-covenant"))
-                engine.scan_hook = scan_lookup(scanner, lambda: policy, engine.image, float("inf"))
-            found = list(running_containers(engine, sys.stderr if sys.stderr.isatty() else None))
-            data = rows(policy.decide(c, lookups) for c, lookups in found)
-            data += host_rows(engine, policy.host_settings(), [c for c, _ in found])
-    except AuditError as e:
+            fleet = fleet or targets([], [])
+            if len(fleet) > 1:
+                return _run_fleet(policy, fmt, fleet)
+            data = audit_engine(policy, fleet[0], sys.stderr if sys.stderr.isatty() else None)
+    except (AuditError, FleetError) as e:
         print(f"docker-covenant: error: {e}", file=sys.stderr)
         return ERROR
     sys.stdout.write(json.dumps(data, indent=2) + "\n" if fmt == "json" else table(data))
     return VIOLATIONS if any(d["violations"] for d in data) else CLEAN
+
+
+def audit_engine(policy: Policy, target: Target, progress: TextIO | None = None) -> list[dict[str, Any]]:
+    """Every row of one engine, each naming it (``host``)."""
+    engine = DockerEngine(host=target.host, tls=target.tls, timeout=10.0)
+    if policy.image_scan is not None:  # the images its sections require scanned, each once
+        scanner = Scanner(lambda: policy.image_scan, lambda: logging.getLogger("docker-covenant"))
+        engine.scan_hook = scan_lookup(scanner, lambda: policy, engine.image, float("inf"))
+    found = list(running_containers(engine, progress))
+    data = rows(policy.decide(c, lookups) for c, lookups in found)
+    data += host_rows(engine, policy.host_settings(), [c for c, _ in found])
+    return [{"host": target.label, **d} for d in data]
+
+
+def _run_fleet(policy: Policy, fmt: str, fleet: list[Target]) -> int:
+    def one(target: Target) -> list[dict[str, Any]]:
+        try:
+            return audit_engine(policy, target)
+        except AuditError as e:
+            return [{"host": target.label, "kind": "engine", "id": "", "name": target.label, "image": "",
+                     "error": str(e), "violations": [], "waived": []}]
+
+    with ThreadPoolExecutor(min(len(fleet), 8)) as pool:
+        data = [row for found in pool.map(one, fleet) for row in found]
+    sys.stdout.write(json.dumps(data, indent=2) + "\n" if fmt == "json" else fleet_table(data, fleet))
+    if any(d.get("error") for d in data):
+        return ERROR
+    return VIOLATIONS if any(d["violations"] for d in data) else CLEAN
+
+
+def fleet_table(data: list[dict[str, Any]], fleet: list[Target]) -> str:
+    """One table for every engine: the host first on each finding, then a line per engine."""
+    findings = [(d["host"], f"{d.get('kind', 'container')} {d['name']}", v["check"], v["cis"] or "-",
+                 v["message"]) for d in data for v in d["violations"]]
+    text = _columns([("HOST", "WHAT", "CHECK", "CIS", "MESSAGE"), *findings]) + "\n\n" if findings else ""
+    for target in fleet:
+        mine = [d for d in data if d["host"] == target.label]
+        error = next((d["error"] for d in mine if d.get("error")), None)
+        if error:
+            text += f"{target.label}: not audited: {error}\n"
+            continue
+        containers = [d for d in mine if d.get("kind", "container") == "container"]
+        bad = sum(1 for d in mine if d["violations"])
+        text += f"{target.label}: {len(containers)} containers, " + (
+            f"{bad} violating (containers, daemon or images)\n" if bad else "all compliant\n")
+    return text
 
 
 def _read(path: str) -> str:

@@ -34,6 +34,15 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--format", choices=("table", "json"), default="table")
     a.add_argument("--inspect", metavar="FILE",
                    help="evaluate saved `docker inspect` JSON instead (- for stdin); no engine needed")
+    a.add_argument("-H", "--host", action="append", default=[], metavar="HOST",
+                   help="an engine to audit, as docker -H names it; repeat for several (one report, "
+                        "the host on every row)")
+    a.add_argument("--context", action="append", default=[], metavar="NAME",
+                   help="a Docker context to audit (docker context ls); repeatable, with --host too")
+    a.add_argument("--tlsverify", action="store_true", help="TLS, verifying the engine (tcp --host)")
+    a.add_argument("--tlscacert", metavar="FILE", help="CA the engine's certificate is checked against")
+    a.add_argument("--tlscert", metavar="FILE", help="client certificate")
+    a.add_argument("--tlskey", metavar="FILE", help="client key")
     sub.add_parser("checks", help="list the check catalogue")
     r = sub.add_parser("rules", help="list the policy's API request rules, groups and quotas",
                        description="List the request rules (api_rules) of the policy file, in the order "
@@ -93,8 +102,15 @@ def _offline(args: argparse.Namespace, policy: Policy) -> int:
         return 0
     if args.command == "audit":
         from . import audit
+        from .fleet import FleetError, targets
 
-        return audit.run(policy, args.format, args.inspect)
+        try:
+            fleet = targets(args.host, args.context, args.tlsverify, args.tlscacert, args.tlscert,
+                            args.tlskey)
+        except FleetError as e:
+            print(f"docker-covenant: error: {e}", file=sys.stderr)
+            return EXIT_CONFIG
+        return audit.run(policy, args.format, args.inspect, fleet)
     raise AssertionError(args.command)
 
 

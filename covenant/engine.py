@@ -80,8 +80,9 @@ class DockerEngine:
     does."""
 
     def __init__(self, timeout: float = 3.0, pool: int = 8, host: str | None = None,
-                 host_files: bool | None = None) -> None:
+                 host_files: bool | None = None, tls: Any = None) -> None:
         self.timeout = timeout
+        self.tls = tls  # a docker.tls.TLSConfig for this host; None: the environment's, as the CLI
         self._api_version = ""
         self.idle: queue.LifoQueue[Any] = queue.LifoQueue()
         self.pool = pool
@@ -101,7 +102,8 @@ class DockerEngine:
         try:
             client = self.idle.get_nowait()
         except queue.Empty:
-            kwargs = {**docker.utils.kwargs_from_env(), "base_url": self.host}
+            kwargs = {"base_url": self.host, "tls": self.tls} if self.tls is not None else \
+                {**docker.utils.kwargs_from_env(), "base_url": self.host}
             client = docker.APIClient(**kwargs, version="auto", timeout=self.timeout)
         try:
             yield client
