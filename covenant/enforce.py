@@ -202,7 +202,9 @@ class Enforcer:
             return None
         found = look_up(self.engine, data)
         judged = policy.decide(data, found)
-        decision = with_quotas(self.engine, policy, data, judged, self.metrics)
+        decision, beyond = with_quotas(self.engine, policy, data, judged, self.metrics)
+        for other in beyond:  # started after this one, but judged before dockerd listed this one
+            self.submit(other, again=True, running_only=True)
         if decision.allowed or policy.mode == "warn":
             self._settle(decision.container_id)
         self.metrics.evaluated.inc()

@@ -2,7 +2,9 @@
 
 It lists the running containers (one call) and, only when the container's group is full
 without it, asks each peer's start time (an inspect each): the core stops the ones that
-started last, so every judgement of a group agrees (``covenant/rules/quota.py``).
+started last, so every judgement of a group agrees (``covenant/rules/quota.py``). A
+container found within its quota also names the ones it finds beyond (started after it,
+judged before dockerd listed it): the caller judges those again.
 """
 
 from __future__ import annotations
@@ -14,21 +16,23 @@ from .checks import Violation
 from .engine import Engine, EngineNotFoundError
 from .metrics import Metrics
 from .policy import Decision, Policy
-from .rules.quota import Running, breach_when_running, needs_start_times, peers
+from .rules.quota import Running, breach_when_running, later_beyond, needs_start_times, peers
 
 
 def with_quotas(engine: Engine, policy: Policy, data: dict[str, Any], decision: Decision,
-                metrics: Metrics) -> Decision:
+                metrics: Metrics) -> tuple[Decision, set[str]]:
     """``decision`` with a ``quota:NAME`` violation added when the running container is
-    beyond a quota. A container that already violates is stopped anyway: not counted."""
+    beyond a quota, and the ids of other containers to judge again (beyond a quota once
+    this one, within it, is counted). A container that already violates is stopped
+    anyway: not counted."""
     state = data.get("State") or {}
     if not policy.quotas or not decision.allowed or not state.get("Running"):
-        return decision
+        return decision, set()
     own = Running(decision.container_id, (data.get("Config") or {}).get("Labels") or {},
                   str(state.get("StartedAt") or ""))
     listed = [Running(str(c.get("Id")), c.get("Labels") or {}) for c in engine.running_list()]
     if not needs_start_times(policy.quotas, own.id, own.labels, listed):
-        return decision
+        return decision, set()
     wanted = {r.id: r for q in policy.quotas for r in peers(q, own.id, own.labels, listed)}
     timed = []
     for peer in wanted.values():
@@ -39,6 +43,7 @@ def with_quotas(engine: Engine, policy: Policy, data: dict[str, Any], decision: 
         timed.append(dataclasses.replace(peer, started=started))
     breach = breach_when_running(policy.quotas, own, decision.name, timed)
     if breach is None:
-        return decision
+        return decision, later_beyond(policy.quotas, own, timed)
     metrics.quotas.labels(breach.quota, "warned" if policy.mode == "warn" else "stopped").inc()
-    return dataclasses.replace(decision, violations=(Violation(f"quota:{breach.quota}", breach.message),))
+    violation = Violation(f"quota:{breach.quota}", breach.message)
+    return dataclasses.replace(decision, violations=(violation,)), set()

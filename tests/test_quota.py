@@ -12,7 +12,14 @@ from covenant.authz.quota import QuotaKeeper
 from covenant.authz.route import route
 from covenant.engine import EngineNotFoundError
 from covenant.policy import PolicyError, parse_policy
-from covenant.rules.quota import Running, breach_at_start, breach_when_running, needs_start_times, started_key
+from covenant.rules.quota import (
+    Running,
+    breach_at_start,
+    breach_when_running,
+    later_beyond,
+    needs_start_times,
+    started_key,
+)
 
 POLICY = parse_policy("quotas:\n  - name: per-team\n    max_running: 2\n    per: label=team\n"
                       "  - name: host\n    max_running: 5\n")
@@ -211,3 +218,15 @@ def test_a_create_under_a_per_user_quota_must_name_its_user():
     # without a per-user quota, no label is asked for
     plain = Request("POST", route("/containers/create"), b"{}", {}, "", "/containers/create")
     assert QuotaKeeper().check(POLICY, plain, ListingEngine({}, [])) is None
+
+
+def test_a_container_judged_before_an_earlier_one_was_listed_is_found_beyond_later():
+    """dockerd sets StartedAt a moment before it lists a container as running: c2 (second
+    to start) was not listed yet when c3 was judged, so c3 was allowed. When c2 is judged
+    it sees c3 beyond the quota, and names it to be judged again."""
+    c1, c2, c3 = (Running(f"c{i}", TEAM_A, f"2026-12-03T10:00:0{i}Z") for i in (1, 2, 3))
+    assert breach_when_running(POLICY.quotas, c3, "c3", [c1]) is None  # what c3's judgement saw
+    assert breach_when_running(POLICY.quotas, c2, "c2", [c1, c3]) is None
+    assert later_beyond(POLICY.quotas, c2, [c1, c3]) == {"c3"}
+    assert breach_when_running(POLICY.quotas, c3, "c3", [c1, c2]) is not None  # judged again: stopped
+    assert later_beyond(POLICY.quotas, c1, [c2]) == set()

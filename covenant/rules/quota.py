@@ -22,8 +22,11 @@ points, two questions:
 * the events daemon, after a start: is this container beyond the quota, counting only the
   containers of its group that started before it (``breach_when_running``). Ordering by
   start time makes every judgement agree: of a group over its quota, exactly the ones that
-  started last are stopped, whichever is judged first, and two starts at once cannot both
-  stay (the later one sees the earlier).
+  started last are stopped, whichever is judged first. dockerd sets a container's start
+  time a moment before it lists it as running, so a container judged in that moment may
+  not see one that started just before it; the one that started before is judged later
+  and does see it: ``later_beyond`` names the containers it finds beyond the quota, to be
+  judged again.
 """
 
 from __future__ import annotations
@@ -191,3 +194,17 @@ def owner_breach(quotas: tuple[Quota, ...], name: str, labels: Mapping[str, str]
         return Breach(quota.name, f"{name}: a container created by {user} must carry the label "
                       f"{OWNER_LABEL}={user} (quota {quota.name})")
     return None
+
+
+def later_beyond(quotas: tuple[Quota, ...], own: Running, running: Sequence[Running]) -> set[str]:
+    """The other containers of ``own``'s groups that are beyond a quota once ``own`` is
+    counted (they started after at least ``max_running`` others), ``running`` carrying
+    every peer's start time."""
+    out: set[str] = set()
+    for quota in quotas:
+        if quota.group(own.labels) is None:
+            continue
+        members = sorted([own, *peers(quota, own.id, own.labels, running)],
+                         key=lambda r: started_key(r.started, r.id))
+        out |= {r.id for r in members[quota.max_running:] if r.id != own.id}
+    return out
