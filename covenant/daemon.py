@@ -125,6 +125,7 @@ class Daemon:
             self.authz = AuthzPlugin(self.policy, self.log, self.authz_socket, engine, metrics=self.metrics)
             self.authz.serve()
             self.log.info("serving the authorization plugin on %s", self.authz_socket)
+            self._set_webhook()
         if self.watch:
             api = connect(self.stopping, self.log)
             if api is not None:
@@ -154,7 +155,10 @@ class Daemon:
         engine = self.enforcer.engine
         if isinstance(engine, DockerEngine):  # an evaluation thread may wait out the scan
             engine.scan_hook = scan_lookup(self.scanner, lambda: self.policy, engine.image, float("inf"))
-        self._set_webhook()
+        if self.authz is None:
+            self._set_webhook()
+        else:  # the plugin's sender, started with it
+            self.enforcer.webhook = self.webhook
         self.watcher = Watcher(api, self.enforcer.submit, self.log, on_connected=self._on_connected,
                                metrics=self.metrics, on_change=self.enforcer.submit_change,
                                on_create=self.enforcer.submit_create, on_destroy=self.enforcer.forget)
@@ -241,6 +245,12 @@ class Daemon:
             self.log = logs.setup(new.syslog_ident, new.debug)
         if self.authz is not None:
             self.authz.policy, self.authz.log = new, self.log
+        if self.enforcer is not None:
+            self.enforcer.policy, self.enforcer.log = new, self.log
+        if new.webhook != old.webhook:  # before the reload is announced: what follows uses it
+            self._set_webhook()
+        elif self.webhook is not None:
+            self.webhook.log = self.log
         self.metrics.reloads.labels("ok").inc()
         self.log.info("policy reloaded: %s (sha256 %s), mode %s, action %s%s", new.source, new.digest[:12],
                       new.mode, new.action, "; re-evaluating running containers" if self.watcher else "",
@@ -248,11 +258,7 @@ class Daemon:
         if self.enforcer is None or self.watcher is None:
             notify("READY=1\nSTATUS=" + self.status_line())
             return True
-        self.enforcer.policy, self.enforcer.log, self.watcher.log = new, self.log, self.log
-        if new.webhook != old.webhook:
-            self._set_webhook()
-        elif self.webhook is not None:
-            self.webhook.log = self.log
+        self.watcher.log = self.log
         self._start_timers()
         try:
             self.watcher.sweep(self.enforcer.submit_again)
@@ -268,6 +274,8 @@ class Daemon:
         self.webhook = Notifier(hook, self.log, self.metrics) if hook is not None else None
         if self.enforcer is not None:
             self.enforcer.webhook = self.webhook
+        if self.authz is not None:
+            self.authz.webhook = self.webhook
         if old is not None:
             old.close()
         if hook is not None:

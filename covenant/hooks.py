@@ -19,7 +19,7 @@ from .checks.model import Violation
 
 # What the events daemon decides (``Enforcer``): the decision's action, or the outcome of
 # a stop (``gone``: it had ended first, ``failed``: the engine refused or was unreachable).
-KINDS = ("killed", "stopped", "warned", "allowed", "gone", "failed", "error")
+KINDS = ("killed", "stopped", "warned", "allowed", "gone", "failed", "error", "denied")
 KEYS = ("url", "on", "timeout", "retries", "queue")
 _DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s)$")
 MAX_TIMEOUT, MAX_RETRIES, MAX_QUEUE = 60.0, 10, 100_000

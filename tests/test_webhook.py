@@ -230,7 +230,7 @@ def test_webhook_settings_and_their_defaults():
     ("webhook: yes\n", "p.yml:1: webhook: expected a mapping"),
     ("webhook:\n  on: [killed]\n", "p.yml:1: webhook.url: expected an http:// or https:// URL, got None"),
     ("webhook:\n  url: ftp://h/\n", "p.yml:2: webhook.url: expected an http:// or https:// URL"),
-    ("webhook:\n  url: http://h/\n  on: [killed, denied]\n",
+    ("webhook:\n  url: http://h/\n  on: [killed, refused]\n",
      "p.yml:3: webhook.on: expected a list of: killed"),
     ("webhook:\n  url: http://h/\n  on: killed\n  'on': warned\n", "p.yml:3: webhook: duplicate key 'on'"),
     ("webhook:\n  url: http://h/\n  on: []\n", "p.yml:3: webhook.on: expected a list"),
@@ -254,3 +254,27 @@ def test_the_document():
     assert doc == {"action": "killed", "container": {"id": "abc", "name": "web", "image": "img:1"},
                    "checks": [{"check": "CV001", "message": "web: privileged set but not allowed"}],
                    "mode": "enforce", "host": "h1", "time": "1970-01-01T00:00:00.250Z"}
+
+
+def test_the_plugins_refusals_are_posted(bed, plugin_policy, receiver_factory):
+    """denied: a create the plugin refuses (a check) and an API call a rule refuses, each
+    posted with the request; nothing ran (docker inspect finds no such container)."""
+    from test_authz import docker, exists
+
+    receiver = receiver_factory()
+    plugin_policy(f"webhook:\n  url: {receiver.url}\n  on: [denied]\n"
+                  "api_rules:\n  - name: no-volume-rm\n    deny: DELETE /volumes/*\n")
+    name = unique("hook-denied")
+    refused = docker(bed, "run", "-d", "--network", "none", "--privileged", "--name", name,
+                     "covenant-test/busybox:1", "sleep", "60")
+    assert refused.returncode != 0 and not exists(bed, name)
+    assert docker(bed, "volume", "create", "hookvol").returncode == 0
+    assert docker(bed, "volume", "rm", "hookvol").returncode != 0
+    wait_until(lambda: len(receiver.posts) >= 2, 10, what="two webhook POSTs")
+    create, rule = (doc for _, _, doc in receiver.posts[:2])
+    assert create["action"] == "denied" and create["container"]["name"] == name
+    assert [c["check"] for c in create["checks"]] == ["CV001", "CV002", "CV003"]
+    assert create["request"]["method"] == "POST" and "/containers/create" in create["request"]["uri"]
+    assert rule["action"] == "denied" and rule["checks"][0]["check"] == "rule:no-volume-rm"
+    assert rule["request"] == {"method": "DELETE", "uri": rule["request"]["uri"]}
+    assert rule["request"]["uri"].endswith("/volumes/hookvol")

@@ -14,12 +14,16 @@ import os
 import socket
 import socketserver
 import threading
+import time
 from typing import Any
 
+from ..checks import Violation
 from ..engine import Engine
+from ..hooks import document
 from ..logs import fields
 from ..metrics import Metrics
 from ..policy import Policy
+from ..webhook import Notifier
 from . import wire
 from .gate import HOLD, GateBusyError, NameGate, gate_class
 from .handlers import Request, Verdict, decide_request
@@ -49,6 +53,8 @@ class AuthzPlugin:
         self.engine = Prefetching(engine)
         self.server: socketserver.UnixStreamServer | None = None
         self.owns_socket = True
+        self.webhook: Notifier | None = None  # set (and replaced on reload) by the daemon
+        self.host = socket.gethostname()
 
     def answer(self, req: Any) -> dict[str, Any]:
         """The reply to one AuthZReq; never raises. A request the gate orders holds it
@@ -131,10 +137,25 @@ class AuthzPlugin:
         if warned:
             self.log.warning("%s: would deny %s %s (warn mode): %s", verdict.name, method, uri, verdict.msg,
                              extra=fields(**base, COVENANT_CHECK=checks, COVENANT_ACTION="warned"))
+            self._hook(policy, verdict, checks, "warned", method, uri)
             return {"Allow": True}
         self.log.warning("%s: denied %s %s: %s", verdict.name, method, uri, verdict.msg,
                          extra=fields(**base, COVENANT_CHECK=checks, COVENANT_ACTION="denied"))
+        self._hook(policy, verdict, checks, "denied", method, uri)
         return {"Allow": False, "Msg": verdict.msg}
+
+    def _hook(self, policy: Policy, verdict: Verdict, checks: str, action: str, method: str,
+              uri: str) -> None:
+        """The refusal to the webhook, if it wants this kind: a queue put that never waits
+        (dockerd waits on this reply). A rule's or a quota's refusal has no check: the
+        document names the rule or quota as its check, with the refusal's message."""
+        webhook = self.webhook
+        if webhook is None or action not in webhook.hook.on:
+            return
+        found = verdict.violations or (Violation(checks, verdict.msg),)
+        doc = document(action=action, container_id="", name=verdict.name, image="", violations=found,
+                       mode=policy.mode, host=self.host, when=time.time())
+        webhook.offer({**doc, "request": {"method": method, "uri": uri}})
 
     def reply_to(self, path: str, raw: bytes) -> tuple[int, dict[str, Any]]:
         if path == "/Plugin.Activate":
