@@ -52,10 +52,17 @@ class QuotaKeeper:
         if request.route.kind not in STARTS:
             return None
         stored = engine.container(request.route.name)
-        if (stored.get("State") or {}).get("Running"):
-            return None  # already running: a start does nothing, a restart leaves the count as it is
         own, name = str(stored.get("Id") or ""), str(stored.get("Name") or "").lstrip("/")
         labels = (stored.get("Config") or {}).get("Labels") or {}
+        if (stored.get("State") or {}).get("Running"):
+            if request.route.kind == "container_restart":
+                # dockerd stops it and starts it again: in between it is not listed as
+                # running, and a start judged then would take its place. It keeps its
+                # place (pending) until dockerd reports the restart done.
+                with self._lock:
+                    self._pending.setdefault((request.method, request.uri), []).append(
+                        (self.clock(), Running(own, labels)))
+            return None  # already running: a start does nothing, a restart leaves the count as it is
         with self._lock:
             self._expire()
             since = self._seq
