@@ -9,8 +9,10 @@ import json
 import threading
 
 import pytest
-from harness import unique
+from harness import IMAGE, unique
 from test_authz import docker
+from test_authz_rules import SAFE, cli
+from test_quota_engine import quota, running_with
 from test_scan_engine import StandIn, image
 
 FLAGS = ["--network", "none", "--cap-drop", "all", "--security-opt", "no-new-privileges"]
@@ -33,7 +35,8 @@ def test_an_image_section_gate_cannot_be_escaped_by_another_reference(tmp_path, 
     plugin_policy(scanner.policy("wait").replace("scanned-*:", "image=registry.example.com/*:"))
     # control: by the reference the section names, the gate refuses it
     name = unique("red")
-    refused = docker(bed, "run", "-d", *FLAGS, "--name", name, "registry.example.com/red/bad:1", "sleep", "60")
+    refused = docker(bed, "run", "-d", *FLAGS, "--name", name, "registry.example.com/red/bad:1",
+                     "sleep", "60")
     assert refused.returncode != 0 and "[CV301]" in refused.stderr, refused.stderr
     assert not inspect(bed, name).get("State", {}).get("Running")
     # the same image under another tag, by its id and by an id prefix
@@ -54,10 +57,6 @@ def test_a_restart_of_a_running_container_keeps_its_place_in_the_quota(bed, plug
     """``docker restart`` of a running container stops it and starts it again: the plugin let
     it through without counting it (it was running), so a start judged in the gap between the
     stop and the start saw the group with room, and both ran: three where two are allowed."""
-    from test_authz_rules import SAFE, cli
-    from test_quota_engine import quota, running_with
-
-    from harness import IMAGE
     plugin_policy(quota(2))
     guarded, http, team = bed[0].host, bed[2], unique("team")
     a, c, b = unique("qa"), unique("qc"), unique("qb")
