@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 import threading
 
+import docker as docker_sdk
 import pytest
-from harness import IMAGE, unique
+from harness import COMPLIANT, IMAGE, unique
 from test_authz import docker
 from test_authz_rules import SAFE, cli
+from test_authz_users import CAP_SYS_ADMIN, NEVER, POLICY, reload, tls_bed, users
 from test_quota_engine import quota, running_with
 from test_scan_engine import StandIn, image
 
+FIXTURES = (tls_bed, users)  # the TLS bed's fixtures, used by name below
 FLAGS = ["--network", "none", "--cap-drop", "all", "--security-opt", "no-new-privileges"]
 
 
@@ -91,3 +94,61 @@ def test_a_restart_of_a_running_container_keeps_its_place_in_the_quota(bed, plug
     running = running_with(guarded, f"team={team}")
     cli(guarded, "rm", "-f", a, b, c)
     assert len(running) <= 2, f"{len(running)} containers of {team} running, quota 2 (b started: {started})"
+
+
+TEAM_RULE = """debug: no
+groups:
+  ops: [alice]
+user=@ops:
+  privileged: yes
+api_rules:
+  - name: bob-starts-only-his-team
+    deny: POST /containers/{container}/start
+    users: [bob]
+    except_containers: ['label=team=bob']
+"""
+TEAM_RULES = TEAM_RULE + """  - name: bob-restarts-only-his-team
+    deny: POST /containers/{container}/restart
+    users: [bob]
+    except_containers: ['label=team=bob']
+"""
+
+
+def test_bob_cannot_start_a_team_alice_container_by_restarting_it(tls_bed, users, journal):
+    """``docker restart`` of a stopped container starts it: a rule on ``/start`` alone (the
+    README's example) let bob run alice's container; with the restart rule too, it holds."""
+    reload(tls_bed, journal, TEAM_RULE)
+    theirs = unique("alice")
+    users["alice"].containers.create(IMAGE, ["sleep", "300"], name=theirs, labels={"team": "alice"},
+                                     network_mode="none", **COMPLIANT)
+    with pytest.raises(docker_sdk.errors.APIError):
+        users["bob"].api.start(theirs)  # control: the rule refuses bob's start
+    assert users[""].api.inspect_container(theirs)["State"]["StartedAt"] == NEVER
+    users["bob"].api.restart(theirs)  # the README's one rule: the restart starts it for bob
+    assert users[""].api.inspect_container(theirs)["State"]["Running"]
+    users[""].api.stop(theirs, timeout=0)
+    reload(tls_bed, journal, TEAM_RULES)
+    with pytest.raises(docker_sdk.errors.APIError) as refused:
+        users["bob"].api.restart(theirs)
+    assert "[rule bob-restarts-only-his-team]" in str(refused.value)
+    assert not users[""].api.inspect_container(theirs)["State"]["Running"]
+    users["alice"].api.restart(theirs)  # the rules bind bob only
+    assert users[""].api.inspect_container(theirs)["State"]["Running"]
+    reload(tls_bed, journal, POLICY)
+
+
+def test_an_exec_alice_may_run_privileged_cannot_be_started_by_bob(tls_bed, users):
+    """An exec is judged at its start for whoever starts it: alice (ops) creates a privileged
+    exec, bob starts it by its id -- refused, and it never ran; alice starts it."""
+    name = unique("target")
+    users["alice"].containers.run(IMAGE, ["sleep", "300"], name=name, detach=True, network_mode="none",
+                                  **COMPLIANT)
+    exec_id = users["alice"].api.exec_create(name, ["sh", "-c", "grep CapEff /proc/self/status > /mark"],
+                                             privileged=True)["Id"]
+    with pytest.raises(docker_sdk.errors.APIError) as refused:
+        users["bob"].api.exec_start(exec_id)
+    assert "[CV001]" in str(refused.value) and refused.value.status_code == 403
+    assert users[""].api.exec_inspect(exec_id)["Pid"] == 0  # never ran
+    users["alice"].api.exec_start(exec_id)
+    marked = users[""].containers.get(name).exec_run(["cat", "/mark"]).output.decode()
+    assert int(marked.split()[1], 16) & CAP_SYS_ADMIN  # control: as alice it ran privileged
