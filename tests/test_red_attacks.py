@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import docker as docker_sdk
 import pytest
-from harness import COMPLIANT, IMAGE, unique
-from test_authz import docker
+from harness import COMPLIANT, IMAGE, unique, wait_until
+from test_authz import DOCKER, docker
 from test_authz_rules import SAFE, cli
 from test_authz_users import CAP_SYS_ADMIN, NEVER, POLICY, reload, tls_bed, users
 from test_quota_engine import quota, running_with
-from test_scan_engine import StandIn, image
+from test_scan_engine import CLEAN, SCANS, StandIn, image
 
 FIXTURES = (tls_bed, users)  # the TLS bed's fixtures, used by name below
 FLAGS = ["--network", "none", "--cap-drop", "all", "--security-opt", "no-new-privileges"]
@@ -152,3 +153,58 @@ def test_an_exec_alice_may_run_privileged_cannot_be_started_by_bob(tls_bed, user
     users["alice"].api.exec_start(exec_id)
     marked = users[""].containers.get(name).exec_run(["cat", "/mark"]).output.decode()
     assert int(marked.split()[1], 16) & CAP_SYS_ADMIN  # control: as alice it ran privileged
+
+
+ALPINE = SCANS / "trivy-alpine-39-high-critical.json"
+ALPINE_ID = "sha256:055936d3920576da37aa9bc460d70c5f212028bda1c08c0879aedf03d7a66ea1"  # its Metadata.ImageID
+
+
+def test_a_scan_by_reference_cannot_pass_an_image_the_tag_no_longer_names(tmp_path, bed, plugin_policy):
+    """A scanner run with ``{ref}`` scans whatever the tag names when it runs, and the verdict
+    is kept for the image id the container has: a tag re-pointed to a clean image while the
+    scan of a rejected one waited made the rejected image's id pass, and it ran. The report
+    must now be of the image id (Trivy's Metadata.ImageID): a report of another is a failed
+    scan."""
+    guarded = bed[0].client()
+    scanner = StandIn(tmp_path)
+    # a scanner that takes the reference (as trivy image REF does): it looks the image up when it
+    # runs (after its start-up, 3 s here), and judges what it finds
+    scanner.path.write_text(
+        f"#!/bin/sh\nsleep 3\nid=$({DOCKER} -H {bed[0].host} image inspect -f '{{{{.Id}}}}' \"$1\")\n"
+        f"echo \"$id\" >> {scanner.calls}\n"
+        f"if grep -qx \"$id\" {scanner.rejected}; then sed \"s/{ALPINE_ID}/$id/\" {ALPINE}; "
+        f"else echo '{CLEAN[:-1]}, \"Metadata\": {{\"ImageID\": \"'$id'\"}}}}'; fi\n")
+    bad, bad2 = image(guarded, "covenant-test/red-bad:1"), image(guarded, "covenant-test/red-bad2:1")
+    good = image(guarded, "covenant-test/red-good:1")
+    scanner.reject(bad)
+    scanner.reject(bad2)
+    plugin_policy(scanner.policy("deny").replace("'{image}'", "'{ref}'"))
+    # control: by a reference that keeps naming it, the rejected image is refused once scanned
+    name = unique("scanned")
+    assert docker(bed, "create", *FLAGS, "--name", name, "covenant-test/red-bad2:1", "sleep", "60").returncode
+    wait_until(lambda: bad2 in scanner.scanned(), 20, what="the control's scan")
+    refused = docker(bed, "run", "-d", *FLAGS, "--name", name, "covenant-test/red-bad2:1", "sleep", "60")
+    assert refused.returncode != 0 and "2 finding(s)" in refused.stderr, refused.stderr
+    # the attack: app:1 names the bad image at create (refused: not scanned yet, the scan starts) ...
+    assert docker(bed, "tag", "covenant-test/red-bad:1", "red-app:1").returncode == 0
+    name = unique("scanned")
+    first = docker(bed, "run", "-d", *FLAGS, "--name", name, "red-app:1", "sleep", "60")
+    assert first.returncode != 0 and "not scanned yet" in first.stderr, first.stderr
+    # ... and the clean one while the scanner starts up; back to the bad one once it passed
+    assert docker(bed, "tag", "covenant-test/red-good:1", "red-app:1").returncode == 0
+    wait_until(lambda: good in scanner.scanned(), 20, what="the scan")
+    assert docker(bed, "tag", "covenant-test/red-bad:1", "red-app:1").returncode == 0
+    for _ in range(20):  # until the verdict is in (the scanner logs before it reports)
+        docker(bed, "rm", "-f", name)
+        again = docker(bed, "run", "-d", *FLAGS, "--name", name, "red-app:1", "sleep", "60")
+        if "not scanned yet" not in again.stderr:
+            break
+        time.sleep(0.5)
+    assert again.returncode != 0 and f"a scan of 'red-app:1' reported image {good[:19]}" in again.stderr, \
+        again.stderr
+    state = inspect(bed, name)
+    docker(bed, "rm", "-f", name)
+    docker(bed, "rmi", "red-app:1")
+    guarded.close()
+    assert not (state.get("State", {}).get("Running") and state.get("Image") == bad), \
+        f"{name} runs the rejected image {bad[:19]}"
