@@ -5,7 +5,10 @@ bypass that is still open; the violation it shows happened on the guarded engine
 
 from __future__ import annotations
 
+import io
 import json
+import subprocess
+import tarfile
 import threading
 import time
 
@@ -208,3 +211,52 @@ def test_a_scan_by_reference_cannot_pass_an_image_the_tag_no_longer_names(tmp_pa
     guarded.close()
     assert not (state.get("State", {}).get("Running") and state.get("Image") == bad), \
         f"{name} runs the rejected image {bad[:19]}"
+
+
+COPY_OUT_RULE = """debug: no
+api_rules:
+  - name: no-cp-out-of-db
+    deny: GET /containers/{container}/archive
+    containers: ['db-*']
+"""
+EXPORT_RULES = COPY_OUT_RULE + """  - name: no-export-of-db
+    deny: GET /containers/{container}/export
+    containers: ['db-*']
+  - name: no-commit
+    deny: POST /commit
+"""
+
+
+def secret_of(host: str, *args: str) -> str:
+    """What ``docker export`` (a tar on stdout) holds at /secret, or ""."""
+    result = subprocess.run([DOCKER, "-H", host, *args], capture_output=True, timeout=60, check=False)
+    if result.returncode != 0:
+        return ""
+    with tarfile.open(fileobj=io.BytesIO(result.stdout)) as tar:
+        member = tar.extractfile("secret")
+        return member.read().decode() if member else ""
+
+
+def test_a_copy_out_rule_also_needs_export_and_commit_closed(bed, plugin_policy):
+    """A rule refuses an endpoint: ``docker cp db:/secret -`` is ``GET .../archive``, but
+    ``docker export`` (``GET .../export``) and ``docker commit`` (``POST /commit?container=``,
+    whose container is in the query, out of a rule's reach) read the same files. The README
+    lists them; with rules on both, nothing reads it."""
+    plugin_policy(COPY_OUT_RULE)
+    guarded, db = bed[0].host, unique("db")
+    assert cli(guarded, "run", "-d", *SAFE, "--name", db, IMAGE, "sh", "-c",
+               "echo s3cret > /secret; sleep 300").returncode == 0
+    wait_until(lambda: cli(guarded, "exec", db, "cat", "/secret").stdout == "s3cret\n", 10, what="the secret")
+    refused = cli(guarded, "cp", f"{db}:/secret", "-")
+    assert refused.returncode != 0 and "[rule no-cp-out-of-db]" in refused.stderr, refused.stderr
+    assert secret_of(guarded, "export", db) == "s3cret\n"  # the rule's second endpoint
+    tag = f"red-commit-{db}:1"
+    assert cli(guarded, "commit", db, tag).returncode == 0
+    assert cli(guarded, "run", "--rm", *SAFE, tag, "cat", "/secret").stdout == "s3cret\n"
+    cli(guarded, "rmi", "-f", tag)
+    plugin_policy(EXPORT_RULES)
+    assert secret_of(guarded, "export", db) == ""
+    assert "[rule no-export-of-db]" in cli(guarded, "export", db).stderr
+    committed = cli(guarded, "commit", db, tag)
+    assert committed.returncode != 0 and "[rule no-commit]" in committed.stderr, committed.stderr
+    cli(guarded, "rm", "-f", db)
