@@ -260,3 +260,43 @@ def test_a_copy_out_rule_also_needs_export_and_commit_closed(bed, plugin_policy)
     committed = cli(guarded, "commit", db, tag)
     assert committed.returncode != 0 and "[rule no-commit]" in committed.stderr, committed.stderr
     cli(guarded, "rm", "-f", db)
+
+
+EXEC_RULE = """debug: no
+api_rules:
+  - name: no-exec-into-prod
+    deny: POST /containers/{container}/exec
+    containers: ['prod-*']
+"""
+EXEC_RULES = EXEC_RULE + """  - name: no-exec-start-in-prod
+    deny: POST /exec/{exec}/start
+    containers: ['prod-*']
+"""
+
+
+def test_an_exec_made_before_a_rename_into_prod_runs_there_unless_exec_start_is_ruled(bed, plugin_policy):
+    """The README's rule on ``POST /containers/{container}/exec`` judges the exec's create:
+    an exec created while the container had another name (a deploy that renames
+    ``prod-web-new`` to ``prod-web`` is one such; so is one created before the rule was
+    loaded) starts by its id, ``POST /exec/{id}/start``, which that rule does not name. A
+    rule on the exec start, by its container, closes it."""
+    guarded, client = bed[0].host, bed[0].client()
+    stage = unique("stage")
+    prod = stage.replace("stage", "prod")
+    for policy, runs in ((EXEC_RULE, True), (EXEC_RULES, False)):
+        plugin_policy(policy)
+        assert cli(guarded, "run", "-d", *SAFE, "--name", stage, IMAGE, "sleep", "300").returncode == 0
+        exec_id = client.api.exec_create(stage, ["sh", "-c", "echo ran > /mark"])["Id"]
+        assert cli(guarded, "rename", stage, prod).returncode == 0  # into the rule's containers: allowed
+        refused = cli(guarded, "exec", prod, "true")  # control: an exec create in prod is refused
+        assert refused.returncode != 0 and "[rule no-exec-into-prod]" in refused.stderr, refused.stderr
+        if runs:
+            client.api.exec_start(exec_id)
+        else:
+            with pytest.raises(docker_sdk.errors.APIError) as denied:
+                client.api.exec_start(exec_id)
+            assert "[rule no-exec-start-in-prod]" in str(denied.value)
+        mark = cli(guarded, "cp", f"{prod}:/mark", "-")
+        assert (mark.returncode == 0) is runs, mark.stderr
+        cli(guarded, "rm", "-f", prod)
+    client.close()
