@@ -17,11 +17,14 @@ import pytest
 from harness import COMPLIANT, IMAGE, unique, wait_until
 from test_authz import DOCKER, docker
 from test_authz_rules import SAFE, cli
+from test_authz_services import managers, task_container
+from test_authz_services import spec as svc_spec
 from test_authz_users import CAP_SYS_ADMIN, NEVER, POLICY, reload, tls_bed, users
+from test_authz_walkarounds import JSON
 from test_quota_engine import quota, running_with
 from test_scan_engine import CLEAN, SCANS, StandIn, image
 
-FIXTURES = (tls_bed, users)  # the TLS bed's fixtures, used by name below
+FIXTURES = (tls_bed, users, managers)  # the TLS bed's fixtures, used by name below
 FLAGS = ["--network", "none", "--cap-drop", "all", "--security-opt", "no-new-privileges"]
 
 
@@ -300,3 +303,45 @@ def test_an_exec_made_before_a_rename_into_prod_runs_there_unless_exec_start_is_
         assert (mark.returncode == 0) is runs, mark.stderr
         cli(guarded, "rm", "-f", prod)
     client.close()
+
+
+def test_a_service_task_never_runs_an_image_the_scanner_rejects(tmp_path, bed, managers, plugin_policy):
+    """A service was judged on the image its reference named at create, but swarm makes each
+    task container from the reference afresh, without the plugin: a tag re-pointed to a
+    rejected image ran in the next task. Under image_scan_required a service must name its
+    image by id or digest (the CLI pins a registry image by digest itself)."""
+    guarded = managers[0]
+    scanner = StandIn(tmp_path)
+    good, bad = image(guarded.client, "red-svc:1"), image(guarded.client, "covenant-test/red-svc-bad:1")
+    scanner.reject(bad)
+    plugin_policy(scanner.policy("deny") + "  security_opt_required: no\n")
+    name = unique("scanned")
+    body = svc_spec(name, Image="red-svc:1", CapabilityDrop=["ALL"])
+    body["TaskTemplate"]["RestartPolicy"] = {"Condition": "any", "Delay": 0}
+    # by a tag, which swarm reads afresh for each task: refused
+    status, text = guarded.http.request("POST", "/v1.41/services/create", json.dumps(body).encode(), JSON)
+    assert status == 403 and f"{name}: image red-svc:1 not pinned" in text, text
+    body["TaskTemplate"]["ContainerSpec"]["Image"] = good  # pinned by its id
+    for _ in range(20):  # refused while not scanned yet (unscanned: deny), then allowed
+        status, text = guarded.http.request("POST", "/v1.41/services/create", json.dumps(body).encode(), JSON)
+        if status == 201:
+            break
+        assert "not scanned yet" in text, text
+        time.sleep(0.5)
+    assert status == 201, text
+    first = task_container(guarded.client, name, timeout=30)
+    assert first["Image"] == good
+    # control: the rejected image is refused to a container of that name
+    refused = docker(bed, "run", "-d", *FLAGS, "--name", unique("scanned"), "covenant-test/red-svc-bad:1",
+                     "sleep", "60")
+    assert refused.returncode != 0 and "[CV301]" in refused.stderr, refused.stderr
+    # the tag now names the rejected image; the task's container ends, swarm makes the next
+    assert docker(bed, "tag", "covenant-test/red-svc-bad:1", "red-svc:1").returncode == 0
+    guarded.client.api.kill(first["Id"])
+    try:
+        wait_until(lambda: (task_container(guarded.client, name) or {}).get("Id") not in (None, first["Id"]),
+                   30, 0.2, "the next task")
+        second = task_container(guarded.client, name) or {}
+    finally:
+        guarded.client.services.get(name).remove()
+    assert second.get("Image") == good, f"the task {second.get('Name')} runs {second.get('Image')}"
