@@ -12,7 +12,14 @@ from covenant.authz.quota import QuotaKeeper
 from covenant.authz.route import route
 from covenant.engine import EngineNotFoundError
 from covenant.policy import PolicyError, parse_policy
-from covenant.rules.quota import Running, breach_at_start, breach_when_running, needs_start_times, started_key
+from covenant.rules.quota import (
+    Running,
+    breach_at_start,
+    breach_when_running,
+    needs_start_times,
+    started_key,
+    starter_breach,
+)
 
 POLICY = parse_policy("quotas:\n  - name: per-team\n    max_running: 2\n    per: label=team\n"
                       "  - name: host\n    max_running: 5\n")
@@ -211,3 +218,16 @@ def test_a_create_under_a_per_user_quota_must_name_its_user():
     # without a per-user quota, no label is asked for
     plain = Request("POST", route("/containers/create"), b"{}", {}, "", "/containers/create")
     assert QuotaKeeper().check(POLICY, plain, ListingEngine({}, [])) is None
+
+
+def test_only_its_owner_starts_a_container_under_a_per_user_quota():
+    quotas = parse_policy("quotas:\n  - name: mine\n    max_running: 1\n    per: user\n").quotas
+    owned = {"docker-covenant.user": "alice"}
+    assert starter_breach(quotas, "c", owned, "alice") is None
+    assert starter_breach(quotas, "c", owned, "") is None  # no user: the count decides
+    assert starter_breach(quotas, "c", {}, "bob") is None  # no owner: breach_at_start refuses it
+    found = starter_breach(quotas, "c", owned, "bob")
+    assert found is not None and found.message == ("c: a container of alice (docker-covenant.user=alice) is "
+                                                   "started by alice only, not bob (quota mine)")
+    assert starter_breach(parse_policy("quotas:\n  - name: h\n    max_running: 1\n").quotas, "c", owned,
+                          "bob") is None

@@ -19,7 +19,7 @@ from test_authz import DOCKER, docker
 from test_authz_rules import SAFE, cli
 from test_authz_services import managers, task_container
 from test_authz_services import spec as svc_spec
-from test_authz_users import CAP_SYS_ADMIN, NEVER, POLICY, reload, tls_bed, users
+from test_authz_users import CAP_SYS_ADMIN, NEVER, OWNER, PER_USER, POLICY, reload, tls_bed, users
 from test_authz_walkarounds import JSON
 from test_quota_engine import quota, running_with
 from test_scan_engine import CLEAN, SCANS, StandIn, image
@@ -345,3 +345,34 @@ def test_a_service_task_never_runs_an_image_the_scanner_rejects(tmp_path, bed, m
     finally:
         guarded.client.services.get(name).remove()
     assert second.get("Image") == good, f"the task {second.get('Name')} runs {second.get('Image')}"
+
+
+def test_bob_cannot_spend_alices_per_user_quota_by_starting_her_container(tls_bed, users, journal):
+    """Under a per-user quota a container counts for the user its label names. bob could
+    start alice's (created, not running) container: it ran on her count, past his own, and
+    her next start was refused. A start by a user of another's container is refused."""
+    reload(tls_bed, journal, PER_USER)
+    try:
+        mine = unique("bob")
+        users["bob"].containers.run(IMAGE, ["sleep", "300"], name=mine, labels={OWNER: "bob"}, detach=True,
+                                    network_mode="none", **COMPLIANT)
+        hers = unique("alice")
+        users["alice"].containers.create(IMAGE, ["sleep", "300"], name=hers, labels={OWNER: "alice"},
+                                         network_mode="none", **COMPLIANT)
+        with pytest.raises(docker_sdk.errors.APIError) as refused:  # control: his own count is full
+            users["bob"].containers.run(IMAGE, ["sleep", "300"], name=unique("bob"), labels={OWNER: "bob"},
+                                        detach=True, network_mode="none", **COMPLIANT)
+        assert "1 containers of user bob already running" in str(refused.value)
+        with pytest.raises(docker_sdk.errors.APIError) as refused:
+            users["bob"].api.start(hers)
+        assert f"a container of alice ({OWNER}=alice) is started by alice only" in str(refused.value)
+        assert not users[""].api.inspect_container(hers)["State"]["Running"]
+        users["alice"].api.start(hers)  # her own start, on her count
+        assert users[""].api.inspect_container(hers)["State"]["Running"]
+        users[""].api.stop(hers, timeout=0)
+        with pytest.raises(docker_sdk.errors.APIError) as refused:  # a restart is a start too
+            users["bob"].api.restart(hers)
+        assert "is started by alice only" in str(refused.value)
+        assert not users[""].api.inspect_container(hers)["State"]["Running"]
+    finally:
+        reload(tls_bed, journal, POLICY)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from ..engine import Engine
 from ..policy import Policy
-from ..rules.quota import Running, breach_at_start, owner_breach
+from ..rules.quota import Running, breach_at_start, owner_breach, starter_breach
 from . import model, types
 from .handlers import Request, Verdict
 
@@ -63,6 +63,7 @@ class QuotaKeeper:
                     self._pending.setdefault((request.method, request.uri), []).append(
                         (self.clock(), Running(own, labels)))
             return None  # already running: a start does nothing, a restart leaves the count as it is
+        owned = starter_breach(policy.quotas, name, labels, request.user)  # another user's container
         with self._lock:
             self._expire()
             since = self._seq
@@ -70,7 +71,7 @@ class QuotaKeeper:
         with self._lock:
             pending = [r for entries in self._pending.values() for _, r in entries]
             pending += [r for seq, _, r in self._finished if seq > since]
-            breach = breach_at_start(policy.quotas, own, name, labels, running, pending)
+            breach = owned or breach_at_start(policy.quotas, own, name, labels, running, pending)
             if breach is not None:
                 return Verdict(False, f"[quota {breach.quota}] {breach.message}", name, kind="quota",
                                quota=breach.quota)
