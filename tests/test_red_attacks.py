@@ -376,3 +376,25 @@ def test_bob_cannot_spend_alices_per_user_quota_by_starting_her_container(tls_be
         assert not users[""].api.inspect_container(hers)["State"]["Running"]
     finally:
         reload(tls_bed, journal, POLICY)
+
+
+def test_a_gate_on_every_container_holds_against_another_reference(tmp_path, bed, plugin_policy):
+    """The README's way around image= sections: require the scan of every container."""
+    guarded = bed[0].client()
+    scanner = StandIn(tmp_path)
+    bad = image(guarded, "registry.example.com/red/every:1")
+    scanner.reject(bad)
+    plugin_policy(scanner.policy("wait").replace("scanned-*:", "'*':"))
+    assert docker(bed, "tag", "registry.example.com/red/every:1", "innocent/every:1").returncode == 0
+    refs = ("registry.example.com/red/every:1", "innocent/every:1", bad, bad.removeprefix("sha256:")[:12])
+    for ref in refs:
+        name = unique("red")
+        for _ in range(10):  # the first may find the scan still running (unscanned: wait, 2 s)
+            refused = docker(bed, "run", "-d", *FLAGS, "--name", name, ref, "sleep", "60")
+            if "not scanned yet" not in refused.stderr:
+                break
+            docker(bed, "rm", "-f", name)
+        assert refused.returncode != 0 and "[CV301]" in refused.stderr, (ref, refused.stderr)
+        assert not inspect(bed, name).get("State", {}).get("Running")
+    docker(bed, "rmi", "innocent/every:1")
+    guarded.close()
