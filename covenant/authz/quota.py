@@ -55,14 +55,15 @@ class QuotaKeeper:
         own, name = str(stored.get("Id") or ""), str(stored.get("Name") or "").lstrip("/")
         labels = (stored.get("Config") or {}).get("Labels") or {}
         if (stored.get("State") or {}).get("Running"):
-            if request.route.kind == "container_restart":
-                # dockerd stops it and starts it again: in between it is not listed as
-                # running, and a start judged then would take its place. It keeps its
-                # place (pending) until dockerd reports the restart done.
-                with self._lock:
-                    self._pending.setdefault((request.method, request.uri), []).append(
-                        (self.clock(), Running(own, labels)))
-            return None  # already running: a start does nothing, a restart leaves the count as it is
+            # already running: not refused (a start does nothing, a restart leaves the count
+            # as it is), but it keeps its place (pending) until dockerd reports it done. A
+            # restart stops it and starts it again, and a start finds it stopped if it exited
+            # since: either way it is not listed as running for a moment, and a start judged
+            # then would take its place.
+            with self._lock:
+                self._pending.setdefault((request.method, request.uri), []).append(
+                    (self.clock(), Running(own, labels)))
+            return None
         owned = starter_breach(policy.quotas, name, labels, request.user)  # another user's container
         with self._lock:
             self._expire()
