@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import subprocess
 import tarfile
 import threading
@@ -398,3 +399,42 @@ def test_a_gate_on_every_container_holds_against_another_reference(tmp_path, bed
         assert not inspect(bed, name).get("State", {}).get("Running")
     docker(bed, "rmi", "innocent/every:1")
     guarded.close()
+
+
+ATTACH_RULES = EXEC_RULES + """  - name: no-attach-to-prod
+    deny: POST /containers/{container}/attach
+    containers: ['prod-*']
+"""
+
+
+def attach_and_type(sock_path: str, name: str, line: bytes) -> int:
+    """``docker attach`` as the API does it: POST .../attach (hijacked), then type a line."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(sock_path)
+        s.sendall(f"POST /v1.41/containers/{name}/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+                  "Host: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode())
+        head = s.recv(4096)
+        status = int(head.split()[1])
+        if status == 101:
+            s.sendall(line)
+            time.sleep(1)
+        return status
+
+
+def test_a_rule_on_exec_leaves_attach_to_a_shell_open_unless_ruled(bed, plugin_policy):
+    """A container whose main process is a shell reading its stdin (``docker run -i ...
+    sh``) takes commands through ``docker attach`` (``POST .../attach``) as through an
+    exec: a rule against exec does not close it; a rule on attach does."""
+    guarded, sock = bed[0].host, str(bed[0].socket)
+    for policy, runs in ((EXEC_RULES, True), (ATTACH_RULES, False)):
+        plugin_policy(policy)
+        prod = unique("prod")
+        assert cli(guarded, "run", "-d", "-i", *SAFE, "--name", prod, IMAGE, "sh").returncode == 0
+        refused = cli(guarded, "exec", prod, "true")  # control: exec is refused
+        assert refused.returncode != 0 and "[rule no-exec-into-prod]" in refused.stderr, refused.stderr
+        status = attach_and_type(sock, prod, b"echo ran > /mark\n")
+        assert (status == 101) is runs, status
+        mark = cli(guarded, "cp", f"{prod}:/mark", "-")
+        assert (mark.returncode == 0) is runs, mark.stderr
+        cli(guarded, "rm", "-f", prod)
