@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from .checks import config as container_config
-from .checks.scan import verdict
+from .checks.scan import report_image_id, verdict
 from .engine import EngineNotFoundError
 from .policy import ImageScan, Policy
 
@@ -103,11 +103,20 @@ class Scanner:
             return {"state": "failed", "detail": f"cannot run {argv[0]}: {e.strerror}"}
         try:
             report: Mapping[str, Any] = json.loads(done.stdout)
-            return verdict(report, config.format, config.severity)
+            result = verdict(report, config.format, config.severity)
         except ValueError as e:
             err = done.stderr.decode(errors="replace").strip()[-DETAIL:]
             return {"state": "failed", "detail": f"exit status {done.returncode}, no {config.format} JSON "
                     f"report ({e})" + (f": {err}" if err else "")}
+        if any("{ref}" in arg for arg in config.command) and not any("{image}" in a for a in config.command):
+            # the scanner looked the reference up when it ran, and a tag can have been
+            # re-pointed since the container named it: the verdict is kept for image_id,
+            # so the report must be of that image
+            scanned = report_image_id(report, config.format)
+            if scanned != image_id:
+                return {"state": "failed", "detail": f"a scan of {ref!r} reported image "
+                        f"{scanned[:19] or '(none named)'}, not {image_id[:19]}"}
+        return result
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

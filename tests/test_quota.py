@@ -19,6 +19,7 @@ from covenant.rules.quota import (
     later_beyond,
     needs_start_times,
     started_key,
+    starter_breach,
 )
 
 POLICY = parse_policy("quotas:\n  - name: per-team\n    max_running: 2\n    per: label=team\n"
@@ -159,6 +160,9 @@ def test_running_containers_and_other_requests_are_not_counted():
     keeper = QuotaKeeper()
     assert keeper.check(POLICY, start("x"), engine) is None  # already running: nothing starts
     assert engine.lists == 0
+    assert keeper.pending() == 1  # but it keeps its place until dockerd reports it done
+    keeper.done("POST", "/v1.41/containers/x/start")
+    assert keeper.pending() == 0
     create = Request("POST", route("/containers/create"), b"{}", {}, "", "/containers/create")
     assert keeper.check(POLICY, create, engine) is None
 
@@ -230,3 +234,32 @@ def test_a_container_judged_before_an_earlier_one_was_listed_is_found_beyond_lat
     assert later_beyond(POLICY.quotas, c2, [c1, c3]) == {"c3"}
     assert breach_when_running(POLICY.quotas, c3, "c3", [c1, c2]) is not None  # judged again: stopped
     assert later_beyond(POLICY.quotas, c1, [c2]) == set()
+
+
+def test_only_its_owner_starts_a_container_under_a_per_user_quota():
+    quotas = parse_policy("quotas:\n  - name: mine\n    max_running: 1\n    per: user\n").quotas
+    owned = {"docker-covenant.user": "alice"}
+    assert starter_breach(quotas, "c", owned, "alice") is None
+    assert starter_breach(quotas, "c", owned, "") is None  # no user: the count decides
+    assert starter_breach(quotas, "c", {}, "bob") is None  # no owner: breach_at_start refuses it
+    found = starter_breach(quotas, "c", owned, "bob")
+    assert found is not None and found.message == ("c: a container of alice (docker-covenant.user=alice) is "
+                                                   "started by alice only, not bob (quota mine)")
+    assert starter_breach(parse_policy("quotas:\n  - name: h\n    max_running: 1\n").quotas, "c", owned,
+                          "bob") is None
+
+
+def test_a_running_container_restarted_keeps_its_place_while_it_is_not_listed():
+    """dockerd stops a restarted container before it starts it again (and a start of a
+    running container starts it if it exited meanwhile): a start judged while it is not
+    listed still counts it."""
+    engine = ListingEngine({"x": stored("x", running=True), "y": stored("y")},
+                           [{"Id": "r1", "Labels": TEAM_A}])
+    keeper = QuotaKeeper()
+    uri = "/v1.41/containers/x/restart"
+    assert keeper.check(POLICY, Request("POST", route(uri), None, {}, "", uri), engine) is None
+    refused = keeper.check(POLICY, start("y"), engine)  # x is between its stop and its start
+    assert refused is not None and refused.quota == "per-team"
+    keeper.done("POST", uri)
+    engine.running.append({"Id": "x", "Labels": TEAM_A})
+    assert keeper.check(POLICY, start("y"), engine) is not None  # x runs again: still full

@@ -161,3 +161,25 @@ def test_a_scanner_that_is_not_there_is_a_failed_verdict(tmp_path):
         assert result["state"] == "failed" and "cannot run" in result["detail"]
     finally:
         scanner.close()
+
+
+@pytest.mark.parametrize(("fmt", "report", "state"), [
+    ("trivy", '{"SchemaVersion": 2, "Metadata": {"ImageID": "sha256:aaa"}, "Results": []}', "passed"),
+    ("trivy", '{"SchemaVersion": 2, "Metadata": {"ImageID": "sha256:bbb"}, "Results": []}', "failed"),
+    ("trivy", '{"SchemaVersion": 2, "Results": []}', "failed"),
+    ("grype", '{"matches": [], "source": {"target": {"imageID": "sha256:aaa"}}}', "passed"),
+    ("grype", '{"matches": [], "source": {"target": {"imageID": "sha256:bbb"}}}', "failed"),
+])
+def test_a_scan_by_reference_counts_only_for_the_image_it_reports(tmp_path, fmt, report, state):
+    """A tag can be re-pointed while its scan waits: the verdict, kept for the image id, is
+    taken only from a report of that id."""
+    script = stand_in(tmp_path, f"echo '{report}'")
+    config = ImageScan((str(script), "{ref}"), fmt, "HIGH", 30, "wait")
+    scanner = Scanner(lambda: config, lambda: LOG)
+    try:
+        found = scanner.lookup("sha256:aaa", "app:1", wait=10)
+        assert found["state"] == state, found
+        if state == "failed":
+            assert found["detail"].startswith("a scan of 'app:1' reported image "), found
+    finally:
+        scanner.close()

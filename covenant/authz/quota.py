@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from ..engine import Engine
 from ..policy import Policy
-from ..rules.quota import Running, breach_at_start, owner_breach
+from ..rules.quota import Running, breach_at_start, owner_breach, starter_breach
 from . import model, types
 from .handlers import Request, Verdict
 
@@ -52,10 +52,19 @@ class QuotaKeeper:
         if request.route.kind not in STARTS:
             return None
         stored = engine.container(request.route.name)
-        if (stored.get("State") or {}).get("Running"):
-            return None  # already running: a start does nothing, a restart leaves the count as it is
         own, name = str(stored.get("Id") or ""), str(stored.get("Name") or "").lstrip("/")
         labels = (stored.get("Config") or {}).get("Labels") or {}
+        if (stored.get("State") or {}).get("Running"):
+            # already running: not refused (a start does nothing, a restart leaves the count
+            # as it is), but it keeps its place (pending) until dockerd reports it done. A
+            # restart stops it and starts it again, and a start finds it stopped if it exited
+            # since: either way it is not listed as running for a moment, and a start judged
+            # then would take its place.
+            with self._lock:
+                self._pending.setdefault((request.method, request.uri), []).append(
+                    (self.clock(), Running(own, labels)))
+            return None
+        owned = starter_breach(policy.quotas, name, labels, request.user)  # another user's container
         with self._lock:
             self._expire()
             since = self._seq
@@ -63,7 +72,7 @@ class QuotaKeeper:
         with self._lock:
             pending = [r for entries in self._pending.values() for _, r in entries]
             pending += [r for seq, _, r in self._finished if seq > since]
-            breach = breach_at_start(policy.quotas, own, name, labels, running, pending)
+            breach = owned or breach_at_start(policy.quotas, own, name, labels, running, pending)
             if breach is not None:
                 return Verdict(False, f"[quota {breach.quota}] {breach.message}", name, kind="quota",
                                quota=breach.quota)

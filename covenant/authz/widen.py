@@ -43,7 +43,18 @@ def service(policy: Policy, req: Request, engine: Engine) -> Verdict:
               key=lambda v: [int(p) if p.isdigit() else 0 for p in v.split(".")])
     container = model.container_of_service(name, spec, host, api)
     decision = policy.decide(container, lookups_of(engine, container))  # the volumes on this node
-    return verdict(decision.violations, name, "service")
+    violations = decision.violations
+    ref = str((task.get("ContainerSpec") or {}).get("Image") or "")
+    if policy.image_scan is not None and policy.resolve(container)[0].get("image_scan_required") and \
+            not PINNED.search(ref):
+        violations += (Violation("CV301", f"{name}: image {ref or '(none)'} not pinned (by its sha256 id or "
+                                 "an @sha256: digest): swarm makes each task container from the reference "
+                                 "afresh, and a tag re-pointed since would run an image never scanned"),)
+    return verdict(violations, name, "service")
+
+
+# An image reference that cannot come to name another image: an id, or a digest reference.
+PINNED = re.compile(r"(^sha256:|@sha256:)[0-9a-f]{64}$")
 
 
 def network_is_host(engine: Engine, target: str) -> bool:

@@ -50,6 +50,19 @@ def grype_findings(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
              str(m.get("vulnerability", {}).get("severity", "Unknown"))) for m in report["matches"]]
 
 
+def report_image_id(report: Any, fmt: str) -> str:
+    """The id of the image a report is of (Trivy's ``Metadata.ImageID``, Grype's
+    ``source.target.imageID``), or "" when it names none."""
+    if not isinstance(report, Mapping):
+        return ""
+    if fmt == "trivy":
+        found = (report.get("Metadata") or {}).get("ImageID")
+    else:
+        target = (report.get("source") or {}).get("target")
+        found = target.get("imageID") if isinstance(target, Mapping) else None
+    return found if isinstance(found, str) else ""
+
+
 def verdict(report: Any, fmt: str, threshold: str) -> dict[str, Any]:
     """The verdict on one report: rejected when any finding is at or above ``threshold``.
     A report that is not of the format raises ValueError (the shell records ``failed``)."""

@@ -208,3 +208,17 @@ def later_beyond(quotas: tuple[Quota, ...], own: Running, running: Sequence[Runn
                          key=lambda r: started_key(r.started, r.id))
         out |= {r.id for r in members[quota.max_running:] if r.id != own.id}
     return out
+
+
+def starter_breach(quotas: tuple[Quota, ...], name: str, labels: Mapping[str, str],
+                   user: str) -> Breach | None:
+    """Before a start, under a per-user quota: a container counts for the user its label
+    names, so only that user may start it -- else another would run it on that user's
+    count, past their own. Without a user (no TLS client authentication: the engine's own
+    socket) the label's count is all there is to check."""
+    quota = next((q for q in quotas if q.per == "user"), None)
+    if quota is None or not user or OWNER_LABEL not in labels or labels[OWNER_LABEL] == user:
+        return None
+    owner = labels[OWNER_LABEL]
+    return Breach(quota.name, f"{name}: a container of {owner} ({OWNER_LABEL}={owner}) is started by {owner} "
+                  f"only, not {user} (quota {quota.name})")
