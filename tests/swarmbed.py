@@ -290,7 +290,7 @@ def covenant_image_tar(tag: str) -> Path:
             client.close()
     finally:
         daemon.stop()
-    for old in cache.glob("docker-covenant-*.tar"):
-        if old != tar:
+    for old in cache.glob("docker-covenant-*.tar"):  # 200 MB each: older builds go (not one in use)
+        if old != tar and time.time() - old.stat().st_mtime > 3600:
             old.unlink(missing_ok=True)
     return tar

@@ -84,10 +84,10 @@ def fleet() -> Iterator[Swarmbed]:
         bed.stop()
 
 
-def covenant_containers(node: Node) -> list[Any]:
+def covenant_containers(node: Node, name: str = SERVICE) -> list[Any]:
     c = node.client()
     try:
-        found = c.containers.list(filters={"label": f"com.docker.swarm.service.name={SERVICE}"})
+        found = c.containers.list(filters={"label": f"com.docker.swarm.service.name={name}"})
         for x in found:
             x.reload()
         return found
@@ -95,9 +95,9 @@ def covenant_containers(node: Node) -> list[Any]:
         c.close()
 
 
-def healthy_guard(node: Node) -> str | None:
+def healthy_guard(node: Node, name: str = SERVICE) -> str | None:
     """The id of the node's covenant task container if exactly one runs and is healthy."""
-    running = [x for x in covenant_containers(node) if x.attrs["State"]["Running"]]
+    running = [x for x in covenant_containers(node, name) if x.attrs["State"]["Running"]]
     if len(running) == 1 and running[0].attrs["State"].get("Health", {}).get("Status") == "healthy":
         return str(running[0].id)
     return None
@@ -139,16 +139,16 @@ def runs_for(node: Node, name: str, seconds: float) -> None:
     assert s["Running"], (node.name, name, s)
 
 
-def service(bed: Swarmbed) -> dict[str, Any]:
+def service(bed: Swarmbed, name: str = SERVICE) -> dict[str, Any]:
     c = bed.manager.client()
     try:
-        return dict(c.api.inspect_service(SERVICE))
+        return dict(c.api.inspect_service(name))
     finally:
         c.close()
 
 
-def policy_in_spec(bed: Swarmbed) -> str:
-    configs = service(bed)["Spec"]["TaskTemplate"]["ContainerSpec"]["Configs"]
+def policy_in_spec(bed: Swarmbed, name: str = SERVICE) -> str:
+    configs = service(bed, name)["Spec"]["TaskTemplate"]["ContainerSpec"]["Configs"]
     assert len(configs) == 1 and configs[0]["File"]["Name"] == POLICY_TARGET, configs
     return str(configs[0]["ConfigName"])
 
@@ -272,8 +272,8 @@ def rollout(fleet: Swarmbed, policy: Path, old: int, new: int) -> subprocess.Com
     return shell(host_specific(lines, fleet, policy), fleet.manager.host, timeout=400)
 
 
-def update_state(fleet: Swarmbed) -> str:
-    return str(service(fleet).get("UpdateStatus", {}).get("State", ""))
+def update_state(fleet: Swarmbed, name: str = SERVICE) -> str:
+    return str(service(fleet, name).get("UpdateStatus", {}).get("State", ""))
 
 
 def test_policy_rollout_reaches_every_node_and_a_broken_one_rolls_back(
@@ -344,3 +344,84 @@ def test_a_restarted_node_comes_back_guarded(fleet: Swarmbed, deployed: dict[str
     start(node, name, privileged=True)
     assert dies(node, name)["ExitCode"] == 137
     remove(node, name)
+
+
+STACK_SERVICE = "covenant_docker-covenant"
+
+
+def guarded_everywhere(fleet: Swarmbed, name: str, timeout: float) -> list[str]:
+    """Each node's healthy covenant task container id, waiting for one on every node."""
+    return list(wait_until(lambda: all(ids := [healthy_guard(n, name) for n in fleet.nodes]) and ids,
+                           timeout, 1, f"a healthy task of {name} on every node"))
+
+
+def stack_deploy(fleet: Swarmbed, work: Path, version: int, policy: Path) -> subprocess.CompletedProcess[str]:
+    """README's stack line as it stands, with the host's paths changed: the socket (in a copy
+    of the stack file, and for its group) and the policy file (POLICY_FILE)."""
+    stack = (REPO / "contrib" / "docker-covenant-stack.yml").read_text()
+    assert stack.count("source: /var/run/docker.sock\n") == 1
+    copy = work / "docker-covenant-stack.yml"
+    copy.write_text(stack.replace("source: /var/run/docker.sock\n", f"source: {fleet.node_socket}\n"))
+    line = readme_block("swarm-stack").strip()
+    socket = fleet.manager.run_dir / "docker.sock"
+    for old, new in (("stat -c %g /var/run/docker.sock", f"stat -c %g {socket}"),
+                     ("POLICY=1 ", f"POLICY={version} POLICY_FILE={policy} "),
+                     ("-c contrib/docker-covenant-stack.yml", f"-c {copy}")):
+        assert line.count(old) == 1, (old, line)
+        line = line.replace(old, new)
+    return shell(line, fleet.manager.host)
+
+
+def test_the_stack_file_deploys_rolls_out_and_rolls_back(fleet: Swarmbed, deployed: dict[str, Any],
+                                                          tmp_path: Path) -> None:
+    c = fleet.manager.client()
+    try:
+        c.api.remove_service(SERVICE)
+    finally:
+        c.close()
+    wait_until(lambda: not any(covenant_containers(n) for n in fleet.nodes), 60, 0.5,
+               "the service's tasks gone")
+    ident = deployed["ident"]
+    sections = SELF_SECTION + SELF_SECTION.replace(f"={SERVICE}:", f"={STACK_SERVICE}:")
+    v1 = policy_file(f"syslog_ident: {ident}\ndebug: yes\n{sections}")
+    v2 = policy_file(f"syslog_ident: {ident}\ndebug: yes\n{sections}probe*:\n  security_opt_required: no\n")
+    broken = policy_file(f"syslog_ident: {ident}\nprofile: [strict\n")
+    try:
+        done = stack_deploy(fleet, tmp_path, 1, v1)
+        assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+        guards = guarded_everywhere(fleet, STACK_SERVICE, 120)
+        spec = service(fleet, STACK_SERVICE)["Spec"]
+        container = spec["TaskTemplate"]["ContainerSpec"]
+        gid = (fleet.manager.run_dir / "docker.sock").stat().st_gid
+        assert "Global" in spec["Mode"] and container["User"] == f"10001:{gid}"
+        assert container["CapabilityDrop"] == ["ALL"] and container["ReadOnly"] is True
+        assert spec["TaskTemplate"]["Resources"]["Limits"] == {"MemoryBytes": 256 * 1024 * 1024, "Pids": 64}
+        update = spec["UpdateConfig"]
+        assert (update["Parallelism"], update["Order"]) == (1, "start-first")
+        assert update["FailureAction"] == "rollback"
+        assert policy_in_spec(fleet, STACK_SERVICE) == "docker-covenant-stack-policy-1"
+        for node in fleet.nodes:
+            name = unique(f"stack-violator-{node.name}")
+            start(node, name, privileged=True)
+            assert dies(node, name)["ExitCode"] == 137
+            remove(node, name)
+
+        done = stack_deploy(fleet, tmp_path, 2, v2)
+        assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+        wait_until(lambda: update_state(fleet, STACK_SERVICE) == "completed", 180, 1, "the stack's rollout")
+        assert policy_in_spec(fleet, STACK_SERVICE) == "docker-covenant-stack-policy-2"
+        guards = guarded_everywhere(fleet, STACK_SERVICE, 60)
+        for node in fleet.nodes:
+            allowed_now_and_violator_dies(node, "s2")
+
+        done = stack_deploy(fleet, tmp_path, 3, broken)
+        assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+        wait_until(lambda: update_state(fleet, STACK_SERVICE) == "rollback_completed", 180, 1,
+                   "the stack's rollback")
+        assert policy_in_spec(fleet, STACK_SERVICE) == "docker-covenant-stack-policy-2"
+        for node, guard in zip(fleet.nodes, guards):
+            assert healthy_guard(node, STACK_SERVICE) == guard, node.name
+            allowed_now_and_violator_dies(node, "s3")
+    finally:
+        for f in (v1, v2, broken):
+            f.unlink(missing_ok=True)
