@@ -1,7 +1,8 @@
 """docker-covenant on a fleet: README.adoc's ``docker service create`` line (a global
-service, the policy a Swarm config) run as it stands on a three-node swarm of private
-dockerds 20.10, each in a network namespace of its own (``swarmbed.py``), with the
-project's image built once from its Dockerfile and ``docker load``-ed into every node.
+service, the policy a Swarm config) and its stack file run as they stand on a three-node
+swarm of private dockerds (20.10, then 26), each in a network namespace of its own
+(``swarmbed.py``), with the project's image built once from its Dockerfile and ``docker
+load``-ed into every node.
 
 Only the host's paths change in the README's lines: the Docker socket (every node sees its
 own socket at one path, ``Swarmbed.node_socket``) and the policy file. What ran is read
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engines import ENGINES
 from harness import IMAGE, REPO, unique, wait_until
 from swarmbed import Node, Swarmbed, covenant_image_tar, swarmbed
 from test_image import docker_cli
@@ -30,6 +32,8 @@ POLICY_TARGET = "/etc/docker-covenant/docker-covenant.yml"
 SELF_SECTION = (f"label=com.docker.swarm.service.name={SERVICE}:\n"
                 "  security_opt_required: no\n  no_new_privileges_required: no\n"
                 "  docker_socket_forbidden: no\n")
+# the probe of what services accept (no security option on 20.10)
+PROBE_SECTION = "nnp-probe*:\n  security_opt_required: no\n"
 
 
 def readme_block(name: str) -> str:
@@ -70,10 +74,10 @@ def policy_file(text: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def fleet() -> Iterator[Swarmbed]:
+@pytest.fixture(scope="module", params=ENGINES, ids=[f"dockerd-{v}" for v in ENGINES])
+def fleet(request: pytest.FixtureRequest) -> Iterator[Swarmbed]:
     tar = covenant_image_tar(TAG)
-    bed = swarmbed("20.10")
+    bed = swarmbed(request.param)
     try:
         began = time.monotonic()
         bed.load_image(tar)
@@ -158,7 +162,7 @@ def deployed(fleet: Swarmbed) -> Iterator[dict[str, Any]]:
     """Controls first (a privileged container runs on every node without the service), then
     the README's lines: the policy config and the global service, healthy on every node."""
     ident = unique("covfleet")
-    policy = policy_file(f"syslog_ident: {ident}\ndebug: yes\n{SELF_SECTION}")
+    policy = policy_file(f"syslog_ident: {ident}\ndebug: yes\n{SELF_SECTION}{PROBE_SECTION}")
     controls = {}
     for node in fleet.nodes:
         name = unique(f"control-{node.name}")
@@ -212,27 +216,37 @@ def test_global_service_runs_one_task_per_node(fleet: Swarmbed, deployed: dict[s
 
 
 def test_no_new_privileges_is_not_available_to_services(fleet: Swarmbed, deployed: dict[str, Any]) -> None:
-    """What README.adoc says of it: the CLI has no --security-opt for services, and the engine
-    drops Privileges.NoNewPrivileges from a spec sent through the API (CapabilityDrop, from
-    the same API version on, it keeps: see the test above)."""
+    """What README.adoc says of it: the CLI has no --security-opt for services; dockerd 20.10
+    drops Privileges.NoNewPrivileges from a spec sent through the API, dockerd 26 keeps it and
+    its task runs with the bit set (CapabilityDrop, from API 1.41 on, both keep)."""
     helped = subprocess.run([docker_cli(), "service", "create", "--help"], capture_output=True, text=True,
                             check=True).stdout
     assert "--cap-drop" in helped and "--security-opt" not in helped
     c = fleet.manager.client()
+    name = unique("nnp-probe")
     try:
-        name = unique("nnp-probe")
-        c.api.create_service({"ContainerSpec": {"Image": IMAGE, "Command": ["sleep", "1"],
+        c.api.create_service({"ContainerSpec": {"Image": IMAGE, "Command": ["sleep", "300"],
                                                 "CapabilityDrop": ["ALL"],
-                                                "Privileges": {"NoNewPrivileges": True}}},
-                             name=name, mode={"Replicated": {"Replicas": 0}})
-        try:
-            spec = c.api.inspect_service(name)["Spec"]["TaskTemplate"]["ContainerSpec"]
-        finally:
-            c.api.remove_service(name)
+                                                "Privileges": {"NoNewPrivileges": True}},
+                              "Placement": {"Constraints": [f"node.id=={fleet.manager.node_id}"]}},
+                             name=name, mode={"Replicated": {"Replicas": 1}})
+        spec = c.api.inspect_service(name)["Spec"]["TaskTemplate"]["ContainerSpec"]
+        label = f"com.docker.swarm.service.name={name}"
+        task = wait_until(lambda: c.containers.list(filters={"label": label}), 60, 0.5, "the probe's task")[0]
+        task.reload()
+        status = task.exec_run(["cat", "/proc/1/status"]).output.decode()
+        nnp = next(line.split()[1] for line in status.splitlines() if line.startswith("NoNewPrivs:"))
+        opts = task.attrs["HostConfig"].get("SecurityOpt") or []
     finally:
+        c.api.remove_service(name)
         c.close()
     assert spec["CapabilityDrop"] == ["ALL"]
-    assert "NoNewPrivileges" not in (spec.get("Privileges") or {}), spec
+    if fleet.engine.version == "20.10":
+        assert "NoNewPrivileges" not in (spec.get("Privileges") or {}), spec
+        assert (nnp, opts) == ("0", [])
+    else:
+        assert spec["Privileges"]["NoNewPrivileges"] is True
+        assert (nnp, opts) == ("1", ["no-new-privileges=true"])
 
 
 def test_a_violator_dies_on_every_node(fleet: Swarmbed, deployed: dict[str, Any]) -> None:
@@ -351,8 +365,18 @@ STACK_SERVICE = "covenant_docker-covenant"
 
 def guarded_everywhere(fleet: Swarmbed, name: str, timeout: float) -> list[str]:
     """Each node's healthy covenant task container id, waiting for one on every node."""
-    return list(wait_until(lambda: all(ids := [healthy_guard(n, name) for n in fleet.nodes]) and ids,
-                           timeout, 1, f"a healthy task of {name} on every node"))
+    try:
+        return list(wait_until(lambda: all(ids := [healthy_guard(n, name) for n in fleet.nodes]) and ids,
+                               timeout, 1, f"a healthy task of {name} on every node"))
+    except TimeoutError as e:
+        c = fleet.manager.client()
+        try:
+            tasks = [(t["NodeID"][:6], t["Status"]["State"], t["Status"].get("Err"))
+                     for t in c.api.tasks(filters={"service": name})]
+        finally:
+            c.close()
+        nodes = {n.name: (n.node_id[:6], healthy_guard(n, name)) for n in fleet.nodes}
+        raise AssertionError(f"{e}\nnodes: {nodes}\ntasks: {tasks}") from None
 
 
 def stack_deploy(fleet: Swarmbed, work: Path, version: int, policy: Path) -> subprocess.CompletedProcess[str]:
