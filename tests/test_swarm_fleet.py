@@ -162,7 +162,8 @@ def deployed(fleet: Swarmbed) -> Iterator[dict[str, Any]]:
     """Controls first (a privileged container runs on every node without the service), then
     the README's lines: the policy config and the global service, healthy on every node."""
     ident = unique("covfleet")
-    policy = policy_file(f"syslog_ident: {ident}\ndebug: yes\n{SELF_SECTION}{PROBE_SECTION}")
+    # debug off: the decisions reach the task's stderr only because there is no journal in it
+    policy = policy_file(f"syslog_ident: {ident}\ndebug: no\n{SELF_SECTION}{PROBE_SECTION}")
     controls = {}
     for node in fleet.nodes:
         name = unique(f"control-{node.name}")
@@ -265,6 +266,9 @@ def test_a_violator_dies_on_every_node(fleet: Swarmbed, deployed: dict[str, Any]
         remove(node, names[node.name])
     for node in fleet.nodes:
         assert healthy_guard(node) == deployed["guards"][node.name]  # never stopped itself
+        # no journal socket in the task: its decisions are in docker (service) logs
+        (guard,) = covenant_containers(node)
+        assert f"{names[node.name]}: stopping container" in guard.logs().decode(errors="replace")
 
 
 def allowed_now_and_violator_dies(node: Node, step: str) -> None:
