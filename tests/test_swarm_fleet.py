@@ -12,8 +12,10 @@ covenant containers' ids and health.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -453,3 +455,34 @@ def test_the_stack_file_deploys_rolls_out_and_rolls_back(fleet: Swarmbed, deploy
     finally:
         for f in (v1, v2, broken):
             f.unlink(missing_ok=True)
+
+
+def test_the_fleet_audit_reports_every_node_and_names_an_unreachable_fourth(fleet: Swarmbed,
+                                                                            tmp_path: Path) -> None:
+    """``audit`` over the three nodes and a fourth engine nobody serves: one report, the
+    node on every row, each node's container under its own host only, the fourth reported
+    as not audited (exit status 2). The containers comply (a guard may be running)."""
+    names = {node.host: f"fleet-audit-{i}" for i, node in enumerate(fleet.nodes)}
+    for node in fleet.nodes:
+        start(node, names[node.host], cap_drop=["ALL"], security_opt=["no-new-privileges"])
+    try:
+        config = tmp_path / "policy.yml"
+        config.write_text("debug: no\n")
+        fourth = f"unix://{tmp_path}/fourth.sock"
+        hosts = [a for node in fleet.nodes for a in ("-H", node.host)]
+        done = subprocess.run([sys.executable, "-m", "covenant", "audit", "--config", str(config),
+                               "--format", "json", *hosts, "-H", fourth], capture_output=True, text=True,
+                              timeout=300, check=False,
+                              env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+        assert done.returncode == 2, done.stderr
+        rows = json.loads(done.stdout)
+        for node in fleet.nodes:
+            mine = [r for r in rows if r["host"] == node.host]
+            assert [r["name"] for r in mine if r["name"].startswith("fleet-audit-")] == [names[node.host]]
+            [row] = [r for r in mine if r["name"] == names[node.host]]
+            assert row["kind"] == "container" and row["violations"] == []
+        [unreachable] = [r for r in rows if r["host"] == fourth]
+        assert unreachable["kind"] == "engine" and "cannot reach Docker" in unreachable["error"]
+    finally:
+        for node in fleet.nodes:
+            remove(node, names[node.host])
