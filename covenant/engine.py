@@ -143,9 +143,13 @@ class DockerEngine:
 
     def _get_unix(self, path: str) -> Any:
         """GET ``path`` (unversioned: dockerd answers in its own API version). A pooled
-        connection that dockerd closed meanwhile is retried once on a new one."""
+        connection that dockerd closed meanwhile is retried once on a new one: a new one,
+        not the next pooled one, which dockerd may have closed as well (a BrokenPipeError
+        from the second of two stale connections refused a quota's start)."""
         for attempt in (1, 2):
             try:
+                if attempt == 2:
+                    raise queue.Empty
                 conn, reused = self.idle.get_nowait(), True
             except queue.Empty:
                 conn, reused = UnixConnection(self.unix_path, self.timeout), False

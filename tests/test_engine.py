@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from harness import SocketProxy, run_container
 
-from covenant.engine import DockerEngine, EngineLookupError
+from covenant.engine import DockerEngine, EngineLookupError, UnixConnection
 
 
 @contextlib.contextmanager
@@ -71,6 +71,25 @@ def test_a_connection_dockerd_closed_is_replaced(dockerd, client, tmp_path):
         engine = DockerEngine(host=f"unix://{tmp_path / 'relay.sock'}")
         assert engine.container(c.id)["Id"] == c.id
         proxy.cut()  # the pooled connection is dead now
+        assert engine.container(c.id)["Id"] == c.id
+    finally:
+        proxy.close()
+
+
+def test_two_pooled_connections_dockerd_closed_are_not_a_failed_lookup(dockerd, client, tmp_path):
+    """After a stale pooled connection the lookup takes a new one, not the next pooled one
+    (dockerd may have closed that too): a quota's list failed with BrokenPipeError so."""
+    c = run_container(client, command=["sleep", "60"])
+    proxy = SocketProxy(tmp_path / "relay.sock", dockerd.socket)
+    try:
+        engine = DockerEngine(host=f"unix://{tmp_path / 'relay.sock'}")
+        assert engine.container(c.id)["Id"] == c.id
+        second = UnixConnection(str(tmp_path / "relay.sock"), 3.0)
+        second.request("GET", "/_ping")  # relayed, then kept alive like a pooled one
+        assert second.getresponse().read() == b"OK"
+        engine.idle.put(second)
+        assert engine.idle.qsize() == 2
+        proxy.cut()  # both pooled connections are dead now
         assert engine.container(c.id)["Id"] == c.id
     finally:
         proxy.close()
