@@ -15,7 +15,9 @@ setup(
     python_requires=">=3.9",
     install_requires=["docker>=6.0", "PyYAML>=5.4", "systemd-python>=234", "prometheus_client>=0.16"],
     extras_require={
-        "test": ["pytest>=7", "pytest-timeout", "ruff", "mypy", "types-PyYAML", "types-requests"],
+        # jsonschema: the SARIF report is checked against the OASIS schema (tests/data).
+        "test": ["pytest>=7", "pytest-timeout", "ruff", "mypy", "types-PyYAML", "types-requests",
+                 "jsonschema"],
     },
     entry_points={"console_scripts": ["docker-covenant=covenant.cli:main"]},
 )

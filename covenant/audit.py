@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
-from .checks import CATALOGUE, CHECKS, ORIGINAL_KEYS, PROFILES, SETTINGS, USAGE_CHECKS
+from .checks import CATALOGUE, ORIGINAL_KEYS, PROFILES, RULES, SETTINGS, USAGE_CHECKS
 from .checks.daemon import (
     HOST_CATALOGUE,
-    HOST_CHECKS,
     HOST_PROFILES,
     Daemon,
     daemon_name,
@@ -34,6 +33,7 @@ from .engine import DockerEngine, EngineLookupError, EngineNotFoundError
 from .fleet import FleetError, Target, targets
 from .policy import Decision, Policy
 from .reach import Lookups
+from .reports import ANY_FINDING, FailOn, render
 from .scanner import Scanner, scan_lookup
 
 CLEAN, VIOLATIONS, ERROR = 0, 1, 2
@@ -93,11 +93,9 @@ def rows(decisions: Iterable[Decision]) -> list[dict[str, Any]]:
 
 
 def _violation(check: str, message: str) -> dict[str, Any]:
-    if check in HOST_CHECKS:
-        h = HOST_CHECKS[check]
-        return {"check": check, "cis": h.cis, "title": h.title, "severity": h.severity, "message": message}
-    c = CHECKS[check]
-    return {"check": check, "cis": c.cis, "title": c.title, "message": message}
+    rule = RULES[check]
+    return {"check": check, "cis": rule.cis, "title": rule.title, "severity": rule.severity,
+            "message": message}
 
 
 def host_rows(engine: DockerEngine, settings: dict[str, bool],
@@ -133,14 +131,14 @@ def host_rows(engine: DockerEngine, settings: dict[str, bool],
     return out
 
 
-def table(data: list[dict[str, Any]]) -> str:
+def table(data: Sequence[Mapping[str, Any]]) -> str:
     """Containers as before; then, when the daemon or images were judged, their findings
     (with a severity column) and one summary line each."""
     containers = [d for d in data if d.get("kind", "container") == "container"]
-    lines = [("CONTAINER", "CHECK", "CIS", "MESSAGE")]
+    lines = [("CONTAINER", "CHECK", "CIS", "SEVERITY", "MESSAGE")]
     for d in containers:
         for v in d["violations"]:
-            lines.append((d["name"], v["check"], v["cis"] or "-", v["message"]))
+            lines.append((d["name"], v["check"], v["cis"] or "-", v["severity"], v["message"]))
     bad = sum(1 for d in containers if d["violations"])
     text = f"{_columns(lines)}\n\n{len(containers)} containers, {bad} violating\n" if bad else \
         f"{len(containers)} containers, all compliant\n"
@@ -171,24 +169,28 @@ def _columns(lines: Sequence[Sequence[str]]) -> str:
                      for row in lines)
 
 
-def run(policy: Policy, fmt: str, inspect_file: str | None, fleet: list[Target] | None = None) -> int:
+def run(policy: Policy, fmt: str, inspect_file: str | None, fleet: list[Target] | None = None,
+        fail_on: FailOn = ANY_FINDING) -> int:
     """One engine (the environment's, or one named): its report, or its error alone.
     Several: one report with the host on every row, an engine that could not be audited
-    reported as such (exit status 2 then, after the report)."""
+    reported as such (exit status 2 then, after the report). Exit 1 when a finding is
+    one ``fail_on`` counts."""
     try:
         if inspect_file:  # saved containers only: no engine to ask about itself or images
             text = sys.stdin.read() if inspect_file == "-" else _read(inspect_file)
             data = rows(policy.decide(c) for c in load_inspect(text, inspect_file))
+            if inspect_file != "-":
+                data = [{**d, "file": inspect_file} for d in data]
         else:
             fleet = fleet or targets([], [])
             if len(fleet) > 1:
-                return _run_fleet(policy, fmt, fleet)
+                return _run_fleet(policy, fmt, fleet, fail_on)
             data = audit_engine(policy, fleet[0], sys.stderr if sys.stderr.isatty() else None)
     except (AuditError, FleetError) as e:
         print(f"docker-covenant: error: {e}", file=sys.stderr)
         return ERROR
-    sys.stdout.write(json.dumps(data, indent=2) + "\n" if fmt == "json" else table(data))
-    return VIOLATIONS if any(d["violations"] for d in data) else CLEAN
+    sys.stdout.write(render(fmt, data, fail_on, table))
+    return VIOLATIONS if fail_on.failing(data) else CLEAN
 
 
 def audit_engine(policy: Policy, target: Target, progress: TextIO | None = None) -> list[dict[str, Any]]:
@@ -203,7 +205,7 @@ def audit_engine(policy: Policy, target: Target, progress: TextIO | None = None)
     return [{"host": target.label, **d} for d in data]
 
 
-def _run_fleet(policy: Policy, fmt: str, fleet: list[Target]) -> int:
+def _run_fleet(policy: Policy, fmt: str, fleet: list[Target], fail_on: FailOn) -> int:
     def one(target: Target) -> list[dict[str, Any]]:
         try:
             return audit_engine(policy, target)
@@ -213,13 +215,13 @@ def _run_fleet(policy: Policy, fmt: str, fleet: list[Target]) -> int:
 
     with ThreadPoolExecutor(min(len(fleet), 8)) as pool:
         data = [row for found in pool.map(one, fleet) for row in found]
-    sys.stdout.write(json.dumps(data, indent=2) + "\n" if fmt == "json" else fleet_table(data, fleet))
+    sys.stdout.write(render(fmt, data, fail_on, lambda d: fleet_table(d, fleet)))
     if any(d.get("error") for d in data):
         return ERROR
-    return VIOLATIONS if any(d["violations"] for d in data) else CLEAN
+    return VIOLATIONS if fail_on.failing(data) else CLEAN
 
 
-def fleet_table(data: list[dict[str, Any]], fleet: list[Target]) -> str:
+def fleet_table(data: Sequence[Mapping[str, Any]], fleet: list[Target]) -> str:
     """One table for every engine: the host first on each finding, then a line per engine."""
     findings = [(d["host"], f"{d.get('kind', 'container')} {d['name']}", v["check"], v["cis"] or "-",
                  v["message"]) for d in data for v in d["violations"]]
@@ -247,7 +249,7 @@ def _read(path: str) -> str:
 
 def catalogue() -> str:
     """``docker-covenant checks``: the catalogue as a table."""
-    lines = [("ID", "CIS", "KEY", "PROFILES", "TITLE")]
+    lines = [("ID", "CIS", "SEVERITY", "KEY", "PROFILES", "TITLE")]
     for c in CATALOGUE:
         title = c.title
         if SETTINGS[c.key].kind == "list":
@@ -255,9 +257,12 @@ def catalogue() -> str:
             title += f" [default: {SETTINGS[c.key].default}]"
         else:
             on = [p for p, keys in PROFILES.items() if c.key in ORIGINAL_KEYS or c.key in keys]
-        lines.append((c.id, c.cis or "-", c.key, ",".join(on) or "when set", title))
+        lines.append((c.id, c.cis or "-", c.severity, c.key, ",".join(on) or "when set", title))
     for u in USAGE_CHECKS:  # sampled by the daemon while usage_interval is set
-        lines.append((u.id, "-", u.key, "when set", u.title + " [daemon, usage_interval]"))
+        lines.append((u.id, "-", u.severity, u.key, "when set", u.title + " [daemon, usage_interval]"))
+    plugin = RULES["CV030"]
+    lines.append((plugin.id, "-", plugin.severity, plugin.key, "when set",
+                  plugin.title + " [authorization plugin, managed plugins]"))
     host = [("ID", "CIS", "SEVERITY", "KEY", "PROFILES", "TITLE")]
     for h in HOST_CATALOGUE:
         on = [p for p, keys in HOST_PROFILES.items() if h.key in keys]

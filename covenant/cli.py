@@ -8,6 +8,7 @@ import sys
 
 from . import __version__
 from .policy import Policy, PolicyError, find_config, load_policy, parse_address
+from .reports import FAIL_ON_HELP, parse_fail_on
 
 EXIT_CONFIG = 2
 
@@ -31,7 +32,9 @@ def parser() -> argparse.ArgumentParser:
                        description="Evaluate every running container once with the daemon's evaluator "
                                    "and report. Exit 0: all comply; 1: a violation; 2: an error.")
     a.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="policy file")
-    a.add_argument("--format", choices=("table", "json"), default="table")
+    a.add_argument("--format", choices=("table", "json", "sarif", "junit"), default="table",
+                   help="table (default), json, sarif (SARIF 2.1.0) or junit (JUnit XML)")
+    a.add_argument("--fail-on", metavar="WHAT", default="low", help=FAIL_ON_HELP)
     a.add_argument("--inspect", metavar="FILE",
                    help="evaluate saved `docker inspect` JSON instead (- for stdin); no engine needed")
     a.add_argument("-H", "--host", action="append", default=[], metavar="HOST",
@@ -68,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(catalogue())
         return 0
+    if args.command == "audit":
+        try:
+            parse_fail_on(args.fail_on)  # a usage error before the policy is read
+        except ValueError as e:
+            p.error(str(e))
     if args.metrics_address:
         try:
             parse_address(args.metrics_address)
@@ -110,7 +118,7 @@ def _offline(args: argparse.Namespace, policy: Policy) -> int:
         except FleetError as e:
             print(f"docker-covenant: error: {e}", file=sys.stderr)
             return EXIT_CONFIG
-        return audit.run(policy, args.format, args.inspect, fleet)
+        return audit.run(policy, args.format, args.inspect, fleet, parse_fail_on(args.fail_on))
     raise AssertionError(args.command)
 
 

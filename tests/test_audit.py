@@ -24,8 +24,8 @@ def test_audit_reports_violators_and_stops_nothing(tmp_path, dockerd, client):
     result = audit(tmp_path, dockerd)
     assert result.returncode == 1, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["CONTAINER", "CHECK", "CIS", "MESSAGE"]
-    assert any(line.split()[:3] == [bad.name, "CV001", "5.4"] and
+    assert lines[0].split() == ["CONTAINER", "CHECK", "CIS", "SEVERITY", "MESSAGE"]
+    assert any(line.split()[:4] == [bad.name, "CV001", "5.4", "high"] and
                line.endswith(f"{bad.name}: privileged set but not allowed") for line in lines)
     assert not any(line.startswith(good.name) for line in lines)
     assert lines[-1] == "2 containers, 1 violating"
@@ -37,7 +37,7 @@ def test_audit_reports_violators_and_stops_nothing(tmp_path, dockerd, client):
     report = {c["name"]: c for c in json.loads(as_json.stdout)}
     assert [v["check"] for v in report[bad.name]["violations"]] == ["CV001", "CV002", "CV003"]
     assert report[bad.name]["violations"][0] == {
-        "check": "CV001", "cis": "5.4", "title": "Container must not run privileged",
+        "check": "CV001", "cis": "5.4", "title": "Container must not run privileged", "severity": "high",
         "message": f"{bad.name}: privileged set but not allowed"}
     assert report[good.name]["violations"] == [] and report[good.name]["id"] == good.id
 
@@ -87,5 +87,6 @@ def test_audit_shows_progress_on_a_terminal(tmp_path, dockerd, client):
 def test_checks_command_lists_the_catalogue():
     out = subprocess.run([sys.executable, "-m", "covenant", "checks"], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
-    assert out.splitlines()[0].split() == ["ID", "CIS", "KEY", "PROFILES", "TITLE"]
-    assert any(line.split()[:3] == ["CV026", "5.31", "docker_socket_forbidden"] for line in out.splitlines())
+    assert out.splitlines()[0].split() == ["ID", "CIS", "SEVERITY", "KEY", "PROFILES", "TITLE"]
+    assert any(line.split()[:4] == ["CV026", "5.31", "high", "docker_socket_forbidden"]
+               for line in out.splitlines())

@@ -392,11 +392,11 @@ def test_new_checks_continue_the_catalogue_and_are_listed():
     ids = [c.id for c in CATALOGUE]
     assert ids[-4:] == ["CV031", "CV032", "CV033", "CV301"] and "CV030" not in ids  # CV030: the plugin's
     table = catalogue()
-    assert any(line.split()[:4] == ["CV031", "5.2", "selinux_disable_forbidden", "cis,strict"]
+    assert any(line.split()[:5] == ["CV031", "5.2", "medium", "selinux_disable_forbidden", "cis,strict"]
                for line in table.splitlines())
-    assert any(line.split()[:4] == ["CV032", "5.18", "ulimit_override_forbidden", "cis"]
+    assert any(line.split()[:5] == ["CV032", "5.18", "low", "ulimit_override_forbidden", "cis"]
                for line in table.splitlines())
-    assert any(line.split()[:4] == ["CV033", "-", "proc_unmasked_forbidden", "cis,strict"]
+    assert any(line.split()[:5] == ["CV033", "-", "high", "proc_unmasked_forbidden", "cis,strict"]
                for line in table.splitlines())
 
 

@@ -29,6 +29,7 @@ from .catalogue import (
     evaluate,
 )
 from .daemon import HOST_CATALOGUE, HOST_CHECKS, Daemon, HostCheck, evaluate_daemon, evaluate_image
+from .index import RULES, SEVERITY_LEVELS, Rule
 from .model import Container, Settings, Violation
 from .mounts import DOCKER_SOCKETS, ENGINE_PATHS, SENSITIVE_HOST_PATHS
 from .privileges import ALL_CAPS, ROOT_USERS, is_root
@@ -83,16 +84,19 @@ __all__ = [
     "ORIGINAL_KEYS",
     "PROFILES",
     "ROOT_USERS",
+    "RULES",
     "SCAN_FORMATS",
     "SENSITIVE_HOST_PATHS",
     "SETTINGS",
     "SEVERITIES",
+    "SEVERITY_LEVELS",
     "USAGE_CHECKS",
     "USAGE_KEYS",
     "Check",
     "Container",
     "Daemon",
     "HostCheck",
+    "Rule",
     "Sample",
     "Setting",
     "Settings",

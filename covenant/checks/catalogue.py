@@ -40,12 +40,13 @@ class Setting:
 
 @dataclass(frozen=True)
 class Check:
-    """A rule with a stable id (``CVnnn``), the policy key that governs it and the CIS
-    item where one exists. ``violates`` returns None when compliant, else a detail
+    """A rule with a stable id (``CVnnn``), its severity, the policy key that governs it and
+    the CIS item where one exists. ``violates`` returns None when compliant, else a detail
     (possibly empty) appended to the message."""
 
     id: str
     title: str
+    severity: str  # high, medium or low (SEVERITY_LEVELS): what --fail-on and reports rank
     cis: str | None
     key: str
     violates: Callable[[Container, Settings], str | None]
@@ -59,75 +60,78 @@ class Check:
 
 
 CATALOGUE: tuple[Check, ...] = (
-    Check("CV001", "Container must not run privileged", "5.4", "privileged",
+    Check("CV001", "Container must not run privileged", "high", "5.4", "privileged",
           _privileged, "{name}: privileged set but not allowed"),
-    Check("CV002", "Container must drop all capabilities (--cap-drop=all)", "5.3",
+    Check("CV002", "Container must drop all capabilities (--cap-drop=all)", "medium", "5.3",
           "cap_drop_required", _cap_drop, "{name}: all capabilities not dropped"),
-    Check("CV003", "Container must carry a security option (--security-opt)", None,
+    Check("CV003", "Container must carry a security option (--security-opt)", "medium", None,
           "security_opt_required", _security_opt, "{name}: no security options has been set"),
-    Check("CV004", "Container must not add capability ALL", "5.3", "privileged",
+    Check("CV004", "Container must not add capability ALL", "high", "5.3", "privileged",
           _cap_add_all, "{name}: capability ALL has been set"),
-    Check("CV005", "AppArmor profile set and not unconfined", "5.1", "apparmor_required",
+    Check("CV005", "AppArmor profile set and not unconfined", "medium", "5.1", "apparmor_required",
           _apparmor, "{name}: no AppArmor profile{detail}"),
-    Check("CV006", "No capabilities added beyond Docker's defaults", "5.3", "no_added_capabilities",
+    Check("CV006", "No capabilities added beyond Docker's defaults", "medium", "5.3", "no_added_capabilities",
           _cap_add_extra, "{name}: capabilities added{detail}"),
-    Check("CV007", "Sensitive host directories not mounted read-write", "5.5",
+    Check("CV007", "Sensitive host directories not mounted read-write", "high", "5.5",
           "sensitive_mounts_forbidden", _sensitive_mounts, "{name}: sensitive host directory mounted "
           "read-write{detail}"),
-    Check("CV008", "No privileged host ports (< 1024)", "5.7", "privileged_ports_forbidden",
+    Check("CV008", "No privileged host ports (< 1024)", "low", "5.7", "privileged_ports_forbidden",
           _privileged_ports, "{name}: privileged host port published{detail}"),
-    Check("CV009", "Host ports bound to a specific interface", "5.13", "host_ip_required",
+    Check("CV009", "Host ports bound to a specific interface", "low", "5.13", "host_ip_required",
           _all_interfaces, "{name}: port published on all host interfaces{detail}"),
-    Check("CV010", "Host network namespace not shared", "5.9", "host_network_forbidden",
+    Check("CV010", "Host network namespace not shared", "high", "5.9", "host_network_forbidden",
           _host_namespace("NetworkMode", "host_network_forbidden"),
           "{name}: host network namespace shared{detail}"),
-    Check("CV011", "Host PID namespace not shared", "5.15", "host_pid_forbidden",
+    Check("CV011", "Host PID namespace not shared", "high", "5.15", "host_pid_forbidden",
           _host_namespace("PidMode", "host_pid_forbidden"), "{name}: host PID namespace shared{detail}"),
-    Check("CV012", "Host IPC namespace not shared", "5.16", "host_ipc_forbidden",
+    Check("CV012", "Host IPC namespace not shared", "medium", "5.16", "host_ipc_forbidden",
           _host_namespace("IpcMode", "host_ipc_forbidden"), "{name}: host IPC namespace shared{detail}"),
-    Check("CV013", "Host UTS namespace not shared", "5.20", "host_uts_forbidden",
+    Check("CV013", "Host UTS namespace not shared", "low", "5.20", "host_uts_forbidden",
           _host_namespace("UTSMode", "host_uts_forbidden"), "{name}: host UTS namespace shared{detail}"),
-    Check("CV014", "Host user namespace not shared", "5.30", "host_userns_forbidden",
+    Check("CV014", "Host user namespace not shared", "medium", "5.30", "host_userns_forbidden",
           _host_namespace("UsernsMode", "host_userns_forbidden"), "{name}: host user namespace shared"),
-    Check("CV015", "Memory limit set", "5.10", "memory_limit_required",
+    Check("CV015", "Memory limit set", "medium", "5.10", "memory_limit_required",
           _memory, "{name}: no memory limit"),
-    Check("CV016", "CPU shares or a CPU limit set", "5.11", "cpu_limit_required",
+    Check("CV016", "CPU shares or a CPU limit set", "low", "5.11", "cpu_limit_required",
           _cpu, "{name}: no CPU shares or limit"),
-    Check("CV017", "Root filesystem read-only", "5.12", "read_only_required",
+    Check("CV017", "Root filesystem read-only", "low", "5.12", "read_only_required",
           _read_only, "{name}: root filesystem not read-only"),
-    Check("CV018", "Restart policy on-failure with at most 5 retries", "5.14", "restart_policy_limited",
+    Check("CV018", "Restart policy on-failure with at most 5 retries", "low", "5.14",
+          "restart_policy_limited",
           _restart, "{name}: restart policy not limited{detail}"),
-    Check("CV019", "No host devices exposed", "5.17", "host_devices_forbidden",
+    Check("CV019", "No host devices exposed", "high", "5.17", "host_devices_forbidden",
           _devices, "{name}: host devices exposed{detail}"),
-    Check("CV020", "Mount propagation not shared", "5.19", "shared_propagation_forbidden",
+    Check("CV020", "Mount propagation not shared", "medium", "5.19", "shared_propagation_forbidden",
           _shared_propagation, "{name}: shared mount propagation{detail}"),
-    Check("CV021", "Seccomp profile not disabled", "5.21", "seccomp_unconfined_forbidden",
+    Check("CV021", "Seccomp profile not disabled", "high", "5.21", "seccomp_unconfined_forbidden",
           _seccomp_unconfined, "{name}: seccomp unconfined{detail}"),
-    Check("CV022", "No custom cgroup parent", "5.24", "cgroup_parent_forbidden",
+    Check("CV022", "No custom cgroup parent", "medium", "5.24", "cgroup_parent_forbidden",
           _cgroup_parent, "{name}: cgroup parent set{detail}"),
-    Check("CV023", "no-new-privileges set", "5.25", "no_new_privileges_required",
+    Check("CV023", "no-new-privileges set", "medium", "5.25", "no_new_privileges_required",
           _no_new_privileges, "{name}: no-new-privileges not set"),
-    Check("CV024", "Health check present", "5.26", "healthcheck_required",
+    Check("CV024", "Health check present", "low", "5.26", "healthcheck_required",
           _healthcheck, "{name}: no health check"),
-    Check("CV025", "PIDs limit set", "5.28", "pids_limit_required",
+    Check("CV025", "PIDs limit set", "medium", "5.28", "pids_limit_required",
           _pids_limit, "{name}: no PIDs limit"),
-    Check("CV026", "Docker socket not mounted", "5.31", "docker_socket_forbidden",
+    Check("CV026", "Docker socket not mounted", "high", "5.31", "docker_socket_forbidden",
           _docker_socket, "{name}: Docker socket mounted{detail}"),
-    Check("CV027", "Not running as root", None, "non_root_required",
+    Check("CV027", "Not running as root", "medium", None, "non_root_required",
           _root_user, "{name}: runs as root{detail}"),
-    Check("CV028", "Bind mounts only from allowed host paths", None, "bind_mount_prefixes",
+    Check("CV028", "Bind mounts only from allowed host paths", "high", None, "bind_mount_prefixes",
           _bind_prefixes, "{name}: bind mount outside the allowed host paths{detail}"),
-    Check("CV029", "Image from an allowed reference", None, "allowed_images",
+    Check("CV029", "Image from an allowed reference", "medium", None, "allowed_images",
           _image, "{name}: image not allowed{detail}"),
     # CV030 is the authorization plugin's (managed plugins, covenant/authz/widen.py).
-    Check("CV031", "SELinux labelling not disabled (label=disable)", "5.2", "selinux_disable_forbidden",
+    Check("CV031", "SELinux labelling not disabled (label=disable)", "medium", "5.2",
+          "selinux_disable_forbidden",
           _selinux_disabled, "{name}: SELinux labels disabled"),
-    Check("CV032", "Default ulimits not overridden (--ulimit)", "5.18", "ulimit_override_forbidden",
+    Check("CV032", "Default ulimits not overridden (--ulimit)", "low", "5.18", "ulimit_override_forbidden",
           _ulimits, "{name}: ulimits overridden{detail}"),
-    Check("CV033", "Kernel paths under /proc masked and read-only (no systempaths=unconfined)", None,
+    Check("CV033", "Kernel paths under /proc masked and read-only (no systempaths=unconfined)", "high", None,
           "proc_unmasked_forbidden", _proc_unmasked, "{name}: /proc paths unmasked{detail}"),
     # CV2xx are usage limits (checks/usage.py), judged on stats, not here.
-    Check("CV301", "Image accepted by the vulnerability scanner (image_scan)", None, "image_scan_required",
+    Check("CV301", "Image accepted by the vulnerability scanner (image_scan)", "high", None,
+          "image_scan_required",
           _image_scan, "{name}: image not accepted by the vulnerability scan{detail}"),
 )
 CHECKS: Mapping[str, Check] = {c.id: c for c in CATALOGUE}

@@ -132,6 +132,7 @@ class UsageCheck:
     key: str
     measure: Callable[[Sample | None, Sample], float | None]
     show: Callable[[float], str]
+    severity: str = "medium"  # a workload over its budget hurts its neighbours, not the host's integrity
 
     def limit(self, settings: Settings) -> float | None:
         value = settings.get(self.key)
