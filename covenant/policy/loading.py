@@ -106,6 +106,18 @@ class _Lines(dict):  # type: ignore[type-arg]
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _LineLoader.construct_mapping)
 
 
+def _timestamp(loader: _LineLoader, node: yaml.ScalarNode) -> Any:
+    """YAML's timestamp, or its text when it names no real day (``2026-02-30``): PyYAML
+    raises a bare ValueError there, which would escape the file:line errors."""
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_LineLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
 def find_config(explicit: str | None) -> Path:
     """``--config``, else ``./docker-covenant.yml``, else the one under /etc."""
     if explicit:
