@@ -101,6 +101,8 @@ def test_evaluation_before_and_after_until():
         "web: all capabilities not dropped (waiver expired 2027-01-01T00:00:00Z: needs its capabilities "
         "for the VPN client [OPS-123, alice, until 2026-12-31])")
     assert after.violations[1].message == "web: no security options has been set"  # never waived
+    assert policy.waivers_of(BARE, now=at("2026-12-01T00:00:00+00:00"))["CV002"].owner == "alice"
+    assert not policy.waivers_of(BARE, now=at("2027-06-01T00:00:00+00:00"))
     assert policy.resolve(BARE, now=at("2026-12-01T00:00:00+00:00"))[1] == frozenset({"CV002"})
     assert policy.resolve(BARE, now=at("2027-06-01T00:00:00+00:00"))[1] == frozenset()
 

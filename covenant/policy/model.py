@@ -204,6 +204,11 @@ class Policy:
         settings, active, _ = self._resolve(container, user, time.time() if now is None else now)
         return settings, frozenset(active)
 
+    def waivers_of(self, container: Container, user: str = "",
+                   now: float | None = None) -> Mapping[str, Waiver]:
+        """The waivers that apply to this container at ``now``, by check."""
+        return self._resolve(container, user, time.time() if now is None else now)[1]
+
     def _resolve(self, container: Container, user: str,
                  now: float) -> tuple[dict[str, Any], dict[str, Waiver], dict[str, Waiver]]:
         """Settings, the waivers that apply at ``now`` and those that have ended, by check
