@@ -120,7 +120,7 @@ class Daemon:
         self.log.info("docker-covenant starting: policy %s (sha256 %s), mode %s, action %s%s",
                       p.source, p.digest[:12], p.mode, p.action,
                       f", own container {own_id[:12]}" if own_id else "")
-        log_ended(self.log, p.expired_waivers(time.time()), time.time(), at_load=True)
+        log_ended(self.log, p.expired_waivers(time.time()), time.time())
         threading.Thread(target=expiry_timer, name="waivers", daemon=True,
                          args=(lambda: self.policy, self._waivers_rearm, self.stopping, self._waivers_ended,
                                lambda: self.log)).start()
@@ -198,8 +198,10 @@ class Daemon:
     def _waivers_ended(self, ended: list[Waiver]) -> None:
         """Waivers ended just now: say so, and judge the running containers again (those they
         no longer cover are stopped). The plugin judges each request at its own time."""
-        log_ended(self.log, ended, time.time(), at_load=False)
-        if self.watcher is not None and self.enforcer is not None and self.watcher.connected.is_set():
+        sweeping = self.watcher is not None and self.enforcer is not None and self.watcher.connected.is_set()
+        log_ended(self.log, ended, time.time(), sweeping)
+        if sweeping:
+            assert self.watcher is not None and self.enforcer is not None
             self.watcher.sweep(self.enforcer.submit_again)
 
     def _start_reconcile(self) -> None:
@@ -270,7 +272,7 @@ class Daemon:
         self.log.info("policy reloaded: %s (sha256 %s), mode %s, action %s%s", new.source, new.digest[:12],
                       new.mode, new.action, "; re-evaluating running containers" if self.watcher else "",
                       extra=logs.fields(COVENANT_ACTION="reloaded"))
-        log_ended(self.log, new.expired_waivers(time.time()), time.time(), at_load=True)
+        log_ended(self.log, new.expired_waivers(time.time()), time.time())
         if self.enforcer is None or self.watcher is None:
             notify("READY=1\nSTATUS=" + self.status_line())
             return True

@@ -40,13 +40,14 @@ def expiry_timer(policy: Callable[[], Policy], rearm: threading.Event, stopping:
             rearm.clear()
 
 
-def log_ended(log: logging.Logger, waivers: list[Waiver], now: float, at_load: bool) -> None:
+def log_ended(log: logging.Logger, waivers: list[Waiver], now: float, sweeping: bool = False) -> None:
     """One warning per waiver that has ended: at load (it stays in the file and no longer
-    applies), or while running (the moment it ended)."""
+    applies), or while running, the moment it ended (``sweeping``: the running containers
+    are judged again)."""
     for w in waivers:
         checks = ",".join(sorted(w.checks))
         log.warning("%s: waiver of %s expired at %s (%s); %s", w.section, checks, utc(w.expires or now),
-                    w.note(), "it no longer applies" if at_load else "re-evaluating running containers",
+                    w.note(), "re-evaluating running containers" if sweeping else "it no longer applies",
                     extra=fields(**w.fields(), COVENANT_CHECK=checks, COVENANT_ACTION="waiver-expired"))
 
 

@@ -140,8 +140,8 @@ class Decision:
     waived: tuple[Violation, ...] = ()
     service: str = ""  # the Swarm service whose task this container is (its label), if any
     # check id -> the waiver that covered it (of ``waived``), or whose end made it a violation
-    waivers: Mapping[str, Waiver] = field(default_factory=dict)
-    expired: Mapping[str, Waiver] = field(default_factory=dict)
+    waivers: Mapping[str, Waiver] = field(default_factory=dict, hash=False)
+    expired: Mapping[str, Waiver] = field(default_factory=dict, hash=False)
 
     @property
     def allowed(self) -> bool:
