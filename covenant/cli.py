@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 from . import __version__
 from .policy import Policy, PolicyError, find_config, load_policy, parse_address
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     except PolicyError as e:
         print(f"docker-covenant: error: {e}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.check_config or args.command in ("rules", "audit"):  # the daemon says it in its log
+        _warn_expired(policy)
     if args.check_config:
         json.dump(policy.describe(), sys.stdout, indent=2)
         print()
@@ -99,6 +102,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return run(policy, args.metrics_address, socket_path(args.name, args.socket_dir), watch=args.watch)
     return run(policy, args.metrics_address)
+
+
+def _warn_expired(policy: Policy) -> None:
+    """A waiver whose end has passed is a warning, not an error: a file does not stop
+    working on a date; the waiver just no longer applies."""
+    from .policy import utc
+
+    for w in policy.expired_waivers(time.time()):
+        print(f"docker-covenant: warning: {policy.source}:{w.line}: {w.section}: waiver of "
+              f"{','.join(sorted(w.checks))} expired at {utc(w.expires or 0)} ({w.note()}); "
+              "it no longer applies", file=sys.stderr)
 
 
 def _offline(args: argparse.Namespace, policy: Policy) -> int:

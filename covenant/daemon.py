@@ -22,11 +22,12 @@ from .enforce import Enforcer
 from .engine import DockerEngine
 from .events import Watcher, reaudit, reconcile
 from .metrics import Metrics, node_labels, serve
-from .policy import Policy, PolicyError, load_policy, parse_address
+from .policy import Policy, PolicyError, Waiver, load_policy, parse_address
 from .sampler import TIMEOUT as SAMPLER_TIMEOUT
 from .sampler import WORKERS as SAMPLER_WORKERS
 from .sampler import Sampler
 from .scanner import Scanner, scan_lookup
+from .waivers import WaiverCollector, expiry_timer, log_ended
 from .webhook import Notifier
 
 AUTHZ_SCAN_WAIT = 2.0  # seconds the plugin waits for a scan verdict (unscanned: wait); dockerd waits on it
@@ -97,6 +98,8 @@ class Daemon:
         self._reconcile: threading.Thread | None = None
         self._events_thread: threading.Thread | None = None
         self.webhook: Notifier | None = None
+        self.metrics.registry.register(WaiverCollector(lambda: self.policy))
+        self._waivers_rearm = threading.Event()  # a reload: look again for the next waiver's end
 
     # -- signals -------------------------------------------------------------------------
     def _on_stop(self, _signum: int, _frame: FrameType | None) -> None:
@@ -117,6 +120,10 @@ class Daemon:
         self.log.info("docker-covenant starting: policy %s (sha256 %s), mode %s, action %s%s",
                       p.source, p.digest[:12], p.mode, p.action,
                       f", own container {own_id[:12]}" if own_id else "")
+        log_ended(self.log, p.expired_waivers(time.time()), time.time())
+        threading.Thread(target=expiry_timer, name="waivers", daemon=True,
+                         args=(lambda: self.policy, self._waivers_rearm, self.stopping, self._waivers_ended,
+                               lambda: self.log)).start()
         server = self._serve_http()
         if self.authz_socket:
             engine = DockerEngine()
@@ -188,6 +195,15 @@ class Daemon:
         if self.watcher is not None and self.enforcer is not None and self.watcher.connected.is_set():
             self.watcher.sweep(self.enforcer.submit_again)
 
+    def _waivers_ended(self, ended: list[Waiver]) -> None:
+        """Waivers ended just now: say so, and judge the running containers again (those they
+        no longer cover are stopped). The plugin judges each request at its own time."""
+        sweeping = self.watcher is not None and self.enforcer is not None and self.watcher.connected.is_set()
+        log_ended(self.log, ended, time.time(), sweeping)
+        if sweeping:
+            assert self.watcher is not None and self.enforcer is not None
+            self.watcher.sweep(self.enforcer.submit_again)
+
     def _start_reconcile(self) -> None:
         if self.policy.reconcile_interval and not (self._reconcile and self._reconcile.is_alive()):
             assert self.watcher is not None and self.enforcer is not None
@@ -252,9 +268,11 @@ class Daemon:
         elif self.webhook is not None:
             self.webhook.log = self.log
         self.metrics.reloads.labels("ok").inc()
+        self._waivers_rearm.set()
         self.log.info("policy reloaded: %s (sha256 %s), mode %s, action %s%s", new.source, new.digest[:12],
                       new.mode, new.action, "; re-evaluating running containers" if self.watcher else "",
                       extra=logs.fields(COVENANT_ACTION="reloaded"))
+        log_ended(self.log, new.expired_waivers(time.time()), time.time())
         if self.enforcer is None or self.watcher is None:
             notify("READY=1\nSTATUS=" + self.status_line())
             return True

@@ -201,7 +201,7 @@ class Enforcer:
         if not self._first_time(data) and not again:
             return None
         found = look_up(self.engine, data)
-        judged = policy.decide(data, found)
+        judged = policy.decide(data, found, now=time.time())
         decision, beyond = with_quotas(self.engine, policy, data, judged, self.metrics)
         for other in beyond:  # started after this one, but judged before dockerd listed this one
             self.submit(other, again=True, running_only=True)
@@ -278,16 +278,23 @@ class Enforcer:
         base = _journal_fields(policy, decision)
         for w in decision.waived:
             self.metrics.actions.labels("waived").inc()
-            self.log.debug("%s: %s waived (%s)", decision.name, w.check, w.message,
-                           extra=fields(**base, COVENANT_CHECK=w.check, COVENANT_ACTION="waived"))
+            waiver = decision.waivers.get(w.check)
+            self.log.debug("%s: %s waived (%s): %s", decision.name, w.check, w.message,
+                           waiver.note() if waiver else "no reason given",
+                           extra=fields(**base, **(waiver.fields() if waiver else {}), COVENANT_CHECK=w.check,
+                                        COVENANT_ACTION="waived"))
         if decision.allowed:
             self._note(decision, "allowed")
             self.log.debug("%s: allowed", decision.name, extra=fields(**base, COVENANT_ACTION="allowed"))
             return
         for v in decision.violations:
             self.metrics.violations.labels(v.check).inc()
-            self.log.warning(v.message, extra=fields(**base, COVENANT_CHECK=v.check))
+            ended = decision.expired.get(v.check)
+            self.log.warning(v.message, extra=fields(**base, **(ended.fields() if ended else {}),
+                                                     COVENANT_CHECK=v.check))
         checks = ",".join(v.check for v in decision.violations)
+        if decision.expired:
+            base = {**base, "COVENANT_WAIVER_EXPIRED": ",".join(sorted(decision.expired))}
         if policy.mode == "warn":
             self._note(decision, "warned")
             self.log.warning("%s: not stopping container (warn mode)", decision.name,
@@ -295,8 +302,9 @@ class Enforcer:
             return
         action = "killed" if policy.action == "kill" else "stopped"
         self._note(decision, action, hook=False)  # the webhook hears of it once it is sent
-        self.log.warning("%s: stopping container%s", decision.name,
-                         f" (a task of service {decision.service})" if decision.service else "",
+        expiry = f" (waiver of {','.join(sorted(decision.expired))} expired)" if decision.expired else ""
+        self.log.warning("%s: stopping container%s%s", decision.name,
+                         f" (a task of service {decision.service})" if decision.service else "", expiry,
                          extra=fields(**base, COVENANT_CHECK=checks, COVENANT_ACTION=action))
 
     def _note(self, decision: Decision, action: str, hook: bool = True) -> None:

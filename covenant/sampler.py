@@ -115,9 +115,11 @@ class Sampler:
         track.reported |= {v.check for v in found}
         if not found:
             return
+        covering = policy.waivers_of(container)  # what the journal says of a waived finding
         decision = Decision(cid, name, str(container["Config"]["Image"]),
                             tuple(v for v in found if v.check not in waived),
-                            tuple(v for v in found if v.check in waived))
+                            tuple(v for v in found if v.check in waived),
+                            waivers={v.check: covering[v.check] for v in found if v.check in covering})
         if decision.allowed and not decision.waived:
             return
         if not decision.allowed and policy.mode == "enforce":

@@ -31,6 +31,8 @@ from .model import (
     Policy,
     PolicyError,
     Section,
+    Waiver,
+    utc,
 )
 
 __all__ = [
@@ -47,8 +49,10 @@ __all__ = [
     "Policy",
     "PolicyError",
     "Section",
+    "Waiver",
     "find_config",
     "load_policy",
     "parse_address",
     "parse_policy",
+    "utc",
 ]
