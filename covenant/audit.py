@@ -88,8 +88,18 @@ def rows(decisions: Iterable[Decision]) -> list[dict[str, Any]]:
     for d in decisions:
         out.append({"kind": "container", "id": d.container_id, "name": d.name, "image": d.image,
                     "violations": [_violation(v.check, v.message) for v in d.violations],
-                    "waived": [_violation(v.check, v.message) for v in d.waived]})
+                    "waived": [_waived(d, v.check, v.message) for v in d.waived]})
     return out
+
+
+def _waived(decision: Decision, check: str, message: str) -> dict[str, Any]:
+    """A waived finding with its waiver's reason, ticket, owner and end (reports show them:
+    SARIF's suppression justification, JUnit's skipped message)."""
+    waiver = decision.waivers.get(check)
+    found = _violation(check, message)
+    if waiver is not None:
+        found.update({k: v for k, v in waiver.describe().items() if k != "checks"})
+    return found
 
 
 def _violation(check: str, message: str) -> dict[str, Any]:

@@ -153,3 +153,22 @@ def test_audit_formats_and_fail_on_against_the_engine(tmp_path, dockerd, client)
 
     usage = audit(tmp_path, dockerd, "--fail-on", "critical")
     assert usage.returncode == 2 and "--fail-on" in usage.stderr
+
+
+def test_a_waived_finding_is_a_suppressed_result_with_its_reason(tmp_path, dockerd, client):
+    """A long-form waiver's reason reaches the reports; after its end the finding is open."""
+    web = run_container(client, unique("waived"), security_opt=["no-new-privileges"])
+    policy = (f"debug: no\n{web.name}:\n  waive:\n    - checks: [CV002]\n      reason: needs chown\n"
+              "      ticket: OPS-7\n      until: 2099-01-01\n")
+    report = audit(tmp_path, dockerd, "--format", "sarif", policy=policy)
+    assert report.returncode == 0, report.stderr  # the only finding is waived
+    results = json.loads(report.stdout)["runs"][0]["results"]
+    assert [(r["ruleId"], r["suppressions"][0]["justification"]) for r in results] == \
+        [("CV002", "needs chown")]
+    rows = json.loads(audit(tmp_path, dockerd, "--format", "json", policy=policy).stdout)
+    assert rows[0]["waived"][0]["reason"] == "needs chown" and rows[0]["waived"][0]["ticket"] == "OPS-7"
+    ended = audit(tmp_path, dockerd, "--format", "sarif", policy=policy.replace("2099-01-01", "2020-01-01"))
+    assert ended.returncode == 1
+    results = json.loads(ended.stdout)["runs"][0]["results"]
+    assert [r["ruleId"] for r in results] == ["CV002"] and "suppressions" not in results[0]
+    assert "waiver expired 2020-01-02T00:00:00Z" in results[0]["message"]["text"]
