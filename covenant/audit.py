@@ -29,6 +29,7 @@ from .checks.daemon import (
     image_name,
     wanted,
 )
+from .compose import ComposeError, audit_rows
 from .enforce import look_up
 from .engine import DockerEngine, EngineLookupError, EngineNotFoundError
 from .fleet import FleetError, Target, targets
@@ -171,12 +172,15 @@ def _columns(lines: Sequence[Sequence[str]]) -> str:
                      for row in lines)
 
 
-def run(policy: Policy, fmt: str, inspect_file: str | None, fleet: list[Target] | None = None) -> int:
+def run(policy: Policy, fmt: str, inspect_file: str | None, fleet: list[Target] | None = None,
+        compose_file: str | None = None, project_name: str | None = None) -> int:
     """One engine (the environment's, or one named): its report, or its error alone.
     Several: one report with the host on every row, an engine that could not be audited
     reported as such (exit status 2 then, after the report)."""
     try:
-        if inspect_file:  # saved containers only: no engine to ask about itself or images
+        if compose_file:  # a compose file's services, as the containers they would be
+            data = audit_rows(policy, compose_file, project_name, notes=sys.stderr)
+        elif inspect_file:  # saved containers only: no engine to ask about itself or images
             text = sys.stdin.read() if inspect_file == "-" else _read(inspect_file)
             data = rows(policy.decide(c) for c in load_inspect(text, inspect_file))
         else:
@@ -184,7 +188,7 @@ def run(policy: Policy, fmt: str, inspect_file: str | None, fleet: list[Target] 
             if len(fleet) > 1:
                 return _run_fleet(policy, fmt, fleet)
             data = audit_engine(policy, fleet[0], sys.stderr if sys.stderr.isatty() else None)
-    except (AuditError, FleetError) as e:
+    except (AuditError, FleetError, ComposeError) as e:
         print(f"docker-covenant: error: {e}", file=sys.stderr)
         return ERROR
     sys.stdout.write(json.dumps(data, indent=2) + "\n" if fmt == "json" else table(data))
