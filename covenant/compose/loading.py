@@ -98,12 +98,14 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
 
 
 def _construct_map(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineDict:
-    own = [k.value for k, _ in node.value
-           if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge"]
+    seen: set[str] = set()  # a key written twice is an error to compose (yaml.v3), not a merge
     for key_node, _ in node.value:
-        if isinstance(key_node, yaml.ScalarNode) and own.count(key_node.value) > 1:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        if key_node.value in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"mapping key {key_node.value!r} already defined", key_node.start_mark)
+        seen.add(key_node.value)
     loader.flatten_mapping(node)  # merge keys (<<: *anchor), the mapping's own keys winning
     out = LineDict()
     out.line = node.start_mark.line + 1
