@@ -589,17 +589,19 @@ def _volume_name(model: Model, key: str) -> str:
 
 
 def _volumes_from(r: _Reader, names: Mapping[str, str]) -> list[str]:
+    """``HostConfig.VolumesFrom`` as compose sends it: the container, *without* the mode.
+    compose (2.26, and still in 2025's sources: ``convergence.resolveVolumeFrom``) keeps only
+    the name of ``container:X:ro`` and replaces ``service:ro`` by the service container's id,
+    so the volumes are read-write whatever the file says: judged so here too."""
     out = []
     for entry in r.strings("volumes_from"):
-        kind, _, rest = entry.partition(":")
-        if kind == "container":
-            out.append(rest)
-        elif kind == "service":
-            ref, _, mode = rest.partition(":")
-            out.append(names.get(ref, ref) + (f":{mode}" if mode else ""))
+        spec = entry.split(":")
+        if spec[0] == "container" and len(spec) > 1:
+            out.append(spec[1])
+        elif spec[0] == "service" and len(spec) > 1:
+            out.append(names.get(spec[1], spec[1]))
         else:
-            ref, _, mode = entry.partition(":")
-            out.append(names.get(ref, ref) + (f":{mode}" if mode else ""))
+            out.append(names.get(spec[0], spec[0]))
     return out
 
 
