@@ -269,6 +269,8 @@ def test_long_volumes_secrets_and_named_binds(tmp_path: Path) -> None:
 
 def test_unknown_keys_are_listed_not_passed_over(tmp_path: Path) -> None:
     path = project(tmp_path, """\
+        include: [other.yml]
+        x-defaults: {}
         services:
           web:
             image: a
@@ -280,7 +282,8 @@ def test_unknown_keys_are_listed_not_passed_over(tmp_path: Path) -> None:
             image: b
             gpus: all
         """)
-    assert not_judged(load(path, env={}, model="own")) == ["web.extends", "base.gpus"]
+    assert not_judged(load(path, env={}, model="own")) == ["include (top level)", "web.extends",
+                                                           "base.gpus"]
 
 
 def test_selectors_see_the_compose_name_image_and_labels(tmp_path: Path) -> None:

@@ -199,6 +199,13 @@ def test_each_service_gets_the_verdict_of_the_container_compose_creates(brought_
             if key == "RestartPolicy":  # compose sends "" for none; dockerd 26 stores it as "no"
                 want, got = ({**p, "Name": p["Name"] or "no"} for p in (want, got))
             assert (want or None) == (got or None), (s.name, key, want, got)
+        # binds as compose sends them (short syntax as strings, the rest as mounts), in any order
+        binds = sorted(s.container["HostConfig"]["Binds"] or [])
+        assert binds == sorted(created["HostConfig"]["Binds"] or []), s.name
+        sent = {(m["Type"], m["Source"], m["Target"], bool(m.get("ReadOnly")))
+                for m in created["HostConfig"].get("Mounts") or []}
+        assert {(m["Type"], m["Source"], m["Target"], m["ReadOnly"])
+                for m in s.container["HostConfig"]["Mounts"] or []} == sent, s.name
         for key in ("Image", "User", "Healthcheck"):
             assert s.container["Config"].get(key) == created["Config"].get(key), (s.name, key)
         labels = created["Config"]["Labels"]

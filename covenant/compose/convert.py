@@ -44,6 +44,8 @@ NO_EFFECT = frozenset({
     "tty", "stdin_open", "profiles", "depends_on", "links", "external_links", "mac_address", "annotations",
     "platform", "pull_policy", "develop", "attach", "oom_score_adj", "mem_swappiness", "labels_file",
 })
+# Top-level keys: ``include`` (other files' services) is the one compose acts on that is not read.
+TOP_LEVEL = frozenset({"version", "name", "services", "volumes", "networks", "secrets", "configs"})
 DEPLOY_READ = frozenset({"resources", "restart_policy", "replicas"})
 DEPLOY_NO_EFFECT = frozenset({"mode", "placement", "update_config", "rollback_config", "endpoint_mode",
                               "labels"})
@@ -199,7 +201,8 @@ def replicas(r: _Reader) -> int:
 def not_judged(model: Model) -> list[str]:
     """``service.key`` of every key no check reads and compose may act on: listed, never
     silently passed over. Extension keys (``x-...``) are compose's own comments."""
-    found = []
+    found = [f"{key} (top level)" for key in model.data
+             if key not in TOP_LEVEL and not str(key).startswith("x-")]
     for service, data in (model.data.get("services") or {}).items():
         for key in data:
             if str(key).startswith("x-") or key in JUDGED or key in NO_EFFECT:
@@ -520,6 +523,14 @@ def _volumes(r: _Reader, model: Model) -> tuple[list[str], list[dict[str, Any]]]
             specs.append(spec)
         elif kind == "volume":
             source = str(volume.get("source") or "")
+            declared = (model.data.get("volumes") or {}).get(source) if source else None
+            if isinstance(declared, dict) and str((declared.get("driver_opts") or {}).get("o")) == "bind":
+                # compose 2.26 (buildMountOptions): a volume whose driver_opts say exactly
+                # o=bind goes as a bind string naming the volume, which dockerd reads as the volume
+                opts = ["ro" if read_only else "rw"] + (["nocopy"] if (volume.get("volume") or {}).get(
+                    "nocopy") else [])
+                binds.append(f"{_volume_name(model, source)}:{volume.get('target')}:{','.join(opts)}")
+                continue
             specs.append({"Type": "volume", "Source": _volume_name(model, source) if source else "",
                           "Target": target, "ReadOnly": read_only})
         elif kind == "tmpfs":
