@@ -213,6 +213,66 @@ def test_each_service_gets_the_verdict_of_the_container_compose_creates(brought_
             k: labels[k] for k in s.container["Config"]["Labels"]}, s.name
 
 
+# Corners of the syntax: ports without a host port or with host ranges, $$ and :+ in labels,
+# a quoted .env value with a #, network priorities and names, replicas, ~ and .. in binds,
+# nocopy, external volumes, configs, volumes_from a container with :ro, service: IPC.
+EDGE = """\
+name: "${PNAME:-edge}"
+services:
+  a:
+    image: "nginx@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+    cap_add: [net_admin, CAP_SYS_TIME]
+    ports:
+      - "127.0.0.1::80"
+      - "8000-8002:81"
+      - 9090
+      - "53:53/udp"
+      - target: 443
+        host_ip: "::"
+        published: 8443-8444
+        protocol: tcp
+    labels:
+      price: "$$5"
+      alt: "${SET:+yes}"
+      quoted: ${QUOTED}
+    networks:
+      front: {priority: 10}
+      back: {priority: 100}
+    ulimits: {nproc: 65535, nofile: {soft: 20000, hard: 40000}}
+    healthcheck: {test: [CMD-SHELL, "wget -q localhost"], start_period: 5s, timeout: 1m30s, retries: 2}
+    deploy: {restart_policy: {condition: on-failure, max_attempts: 4}, replicas: 2}
+    tmpfs: [/run, /tmp:size=64m]
+    sysctls: {net.ipv4.ip_unprivileged_port_start: 0}
+    configs: [app]
+    user: nobody
+    read_only: yes
+    volumes:
+      - ~/cache:/cache:z
+      - type: volume
+        source: vol
+        target: /v
+        volume: {nocopy: true}
+      - ./rel/../dir:/dir:ro,rshared
+  b:
+    build: {context: ./b}
+    network_mode: "container:external-thing"
+    ipc: "service:a"
+    volumes_from: ["container:legacy:ro", "a"]
+    security_opt: ["apparmor=unconfined", "label=type:svirt_t"]
+    cpu_shares: 512
+    mem_limit: 1gb
+    cgroup: private
+    pid: "container:other"
+networks:
+  front: {}
+  back: {name: custom-back}
+configs:
+  app: {file: ./app.conf}
+volumes:
+  vol: {external: true, name: shared-vol}
+"""
+
+
 def test_our_reader_matches_compose_config(compose: str, shop: Path, tmp_path: Path) -> None:
     """On the same files, our reader's model converts to exactly what compose's own
     normalised model (``config --format json``) converts to."""
@@ -243,7 +303,11 @@ def test_our_reader_matches_compose_config(compose: str, shop: Path, tmp_path: P
         volumes:
           logs: {name: fleet-logs, driver_opts: {type: none, o: "bind,ro", device: /var/log}}
         """))
-    for path in (shop / "docker-compose.yml", other / "docker-compose.yml"):
+    edge = tmp_path / "edge"
+    edge.mkdir()
+    (edge / "compose.yaml").write_text(EDGE)
+    (edge / ".env").write_text('QUOTED="a b # not a comment"\nSET=1\n')
+    for path in (shop / "docker-compose.yml", other / "docker-compose.yml", edge / "compose.yaml"):
         mine = services(str(path), env=env, model="own")
         theirs = services(str(path), env=env, model="tool")
         assert [s.name for s in mine] == [s.name for s in theirs]
