@@ -192,13 +192,25 @@ def test_each_service_gets_the_verdict_of_the_container_compose_creates(brought_
     for s in ours:
         created = real[s.name]
         for key in ("Privileged", "CapAdd", "CapDrop", "ReadonlyRootfs", "Memory", "NanoCpus", "PidsLimit",
-                    "ShmSize", "PortBindings", "RestartPolicy", "Devices", "Tmpfs", "UsernsMode"):
+                    "ShmSize", "PortBindings", "RestartPolicy", "Devices", "Tmpfs", "UsernsMode",
+                    "SecurityOpt", "CgroupParent"):
             want, got = s.container["HostConfig"].get(key), created["HostConfig"].get(key)
             if key == "ShmSize" and not want:
                 want = 64 << 20  # dockerd's default, filled in at create
+            if key == "SecurityOpt" and "label=disable" not in (want or []):
+                got = [o for o in got or [] if o != "label=disable"]  # dockerd's, for privileged or host PID
             if key == "RestartPolicy":  # compose sends "" for none; dockerd 26 stores it as "no"
                 want, got = ({**p, "Name": p["Name"] or "no"} for p in (want, got))
             assert (want or None) == (got or None), (s.name, key, want, got)
+        for key in ("NetworkMode", "PidMode", "IpcMode"):  # container:<id> as container:<name>
+            got = re.sub("|".join(ids), lambda m: ids[m.group()], created["HostConfig"].get(key) or "")
+            if s.container["HostConfig"][key]:  # unset: dockerd's default (IpcMode private or shareable)
+                assert s.container["HostConfig"][key] == got, (s.name, key)
+        assert sorted(s.container["HostConfig"]["Ulimits"] or [], key=lambda u: u["Name"]) == sorted(
+            created["HostConfig"]["Ulimits"] or [], key=lambda u: u["Name"]), s.name
+        if "MaskedPaths" in s.container["HostConfig"]:  # systempaths=unconfined
+            hc = created["HostConfig"]
+            assert hc["MaskedPaths"] == hc["ReadonlyPaths"] == [], s.name
         # binds as compose sends them (short syntax as strings, the rest as mounts), in any order
         binds = sorted(s.container["HostConfig"]["Binds"] or [])
         assert binds == sorted(created["HostConfig"]["Binds"] or []), s.name
