@@ -299,3 +299,17 @@ def test_selectors_see_the_compose_name_image_and_labels(tmp_path: Path) -> None
     assert "CV001" not in checks(found["web"], policy)
     assert "CV001" not in checks(found["api"], policy)
     assert "CV001" in checks(found["cache"], policy)
+
+
+def test_dotenv_as_compose_reads_it(tmp_path: Path) -> None:
+    path = project(tmp_path, "services:\n  web:\n    image: \"$A|$B|$C|$D|$E|$F\"\n", dotenv="""\
+        # a comment
+        export A=plain # cut
+        B='single $A # kept'
+        C="double ${A}\\n"
+        D=${A}-more
+        E=
+        F=from-file
+        """)
+    image = services(path, env={"F": "from-environment"}, model="own")[0].container["Config"]["Image"]
+    assert image == "plain|single $A # kept|double plain\n|plain-more||from-environment"

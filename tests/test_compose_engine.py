@@ -371,5 +371,12 @@ def test_audit_compose_exit_status_and_output(compose: str, shop: Path) -> None:
     assert failed.returncode == 2
     assert (f"{broken}:3: error while interpolating services.web.image: required variable NEEDED is "
             "missing a value: set NEEDED") in failed.stderr
+    unknown = shop / "unknown.yml"
+    unknown.write_text("services:\n  ok:\n    image: busybox\n    bogus: 1\n")
+    assert "not judged: ok.bogus" in audit(shop, "--compose", str(unknown)).stderr
+    with_compose = f"{Path(compose).parent}:/usr/sbin:/usr/bin:/sbin:/bin"
+    refused = audit(shop, "--compose", str(unknown), path=with_compose)
+    assert refused.returncode == 2, refused.stderr  # compose itself refuses a key it does not know
+    assert f"{compose} config: " in refused.stderr and "bogus" in refused.stderr
     missing = audit(shop, "--compose", str(shop / "nothing.yml"))
     assert missing.returncode == 2 and "nothing.yml: no such file" in missing.stderr
