@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TextIO
 
@@ -28,12 +28,13 @@ from .checks.daemon import (
     image_name,
     wanted,
 )
+from .compose import ComposeError, audit_rows
 from .enforce import look_up
 from .engine import DockerEngine, EngineLookupError, EngineNotFoundError
 from .fleet import FleetError, Target, targets
-from .policy import Decision, Policy
+from .policy import Policy
 from .reach import Lookups
-from .reports import ANY_FINDING, FailOn, render
+from .reports import ANY_FINDING, FailOn, as_finding, render, rows
 from .scanner import Scanner, scan_lookup
 
 CLEAN, VIOLATIONS, ERROR = 0, 1, 2
@@ -83,31 +84,6 @@ def running_containers(engine: DockerEngine,
         progress.write("\n")
 
 
-def rows(decisions: Iterable[Decision]) -> list[dict[str, Any]]:
-    out = []
-    for d in decisions:
-        out.append({"kind": "container", "id": d.container_id, "name": d.name, "image": d.image,
-                    "violations": [_violation(v.check, v.message) for v in d.violations],
-                    "waived": [_waived(d, v.check, v.message) for v in d.waived]})
-    return out
-
-
-def _waived(decision: Decision, check: str, message: str) -> dict[str, Any]:
-    """A waived finding with its waiver's reason, ticket, owner and end (reports show them:
-    SARIF's suppression justification, JUnit's skipped message)."""
-    waiver = decision.waivers.get(check)
-    found = _violation(check, message)
-    if waiver is not None:
-        found.update({k: v for k, v in waiver.describe().items() if k != "checks"})
-    return found
-
-
-def _violation(check: str, message: str) -> dict[str, Any]:
-    rule = RULES[check]
-    return {"check": check, "cis": rule.cis, "title": rule.title, "severity": rule.severity,
-            "message": message}
-
-
 def host_rows(engine: DockerEngine, settings: dict[str, bool],
               containers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The daemon's entry and one per image the running containers use, each judged by the
@@ -122,7 +98,7 @@ def host_rows(engine: DockerEngine, settings: dict[str, bool],
                 bridge = None
             found = evaluate_daemon(Daemon(info, bridge), settings)
             out.append({"kind": "daemon", "id": str(info.get("ID") or ""), "name": daemon_name(info),
-                        "image": "", "violations": [_violation(v.check, v.message) for v in found],
+                        "image": "", "violations": [as_finding(v.check, v.message) for v in found],
                         "waived": []})
         if wanted(settings, "image"):
             for image_id in image_ids(containers):
@@ -135,7 +111,7 @@ def host_rows(engine: DockerEngine, settings: dict[str, bool],
                 found = evaluate_image(image, settings)
                 out.append({"kind": "image", "id": image_id, "name": image_name(image),
                             "image": image_name(image), "containers": users,
-                            "violations": [_violation(v.check, v.message) for v in found], "waived": []})
+                            "violations": [as_finding(v.check, v.message) for v in found], "waived": []})
     except EngineLookupError as e:
         raise AuditError(f"cannot ask Docker about the daemon or images: {str(e).splitlines()[0]}") from None
     return out
@@ -180,13 +156,16 @@ def _columns(lines: Sequence[Sequence[str]]) -> str:
 
 
 def run(policy: Policy, fmt: str, inspect_file: str | None, fleet: list[Target] | None = None,
-        fail_on: FailOn = ANY_FINDING) -> int:
+        fail_on: FailOn = ANY_FINDING, compose_file: str | None = None,
+        project_name: str | None = None) -> int:
     """One engine (the environment's, or one named): its report, or its error alone.
     Several: one report with the host on every row, an engine that could not be audited
     reported as such (exit status 2 then, after the report). Exit 1 when a finding is
     one ``fail_on`` counts."""
     try:
-        if inspect_file:  # saved containers only: no engine to ask about itself or images
+        if compose_file:  # a compose file's services, as the containers they would be
+            data = audit_rows(policy, compose_file, project_name, notes=sys.stderr)
+        elif inspect_file:  # saved containers only: no engine to ask about itself or images
             text = sys.stdin.read() if inspect_file == "-" else _read(inspect_file)
             data = rows(policy.decide(c) for c in load_inspect(text, inspect_file))
             if inspect_file != "-":
@@ -196,7 +175,7 @@ def run(policy: Policy, fmt: str, inspect_file: str | None, fleet: list[Target] 
             if len(fleet) > 1:
                 return _run_fleet(policy, fmt, fleet, fail_on)
             data = audit_engine(policy, fleet[0], sys.stderr if sys.stderr.isatty() else None)
-    except (AuditError, FleetError) as e:
+    except (AuditError, FleetError, ComposeError) as e:
         print(f"docker-covenant: error: {e}", file=sys.stderr)
         return ERROR
     sys.stdout.write(render(fmt, data, fail_on, table))

@@ -38,6 +38,9 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--fail-on", metavar="WHAT", default="low", help=FAIL_ON_HELP)
     a.add_argument("--inspect", metavar="FILE",
                    help="evaluate saved `docker inspect` JSON instead (- for stdin); no engine needed")
+    a.add_argument("--compose", metavar="FILE", help="judge a compose file's services as the containers "
+                   "they would be, before deploy; no engine needed")
+    a.add_argument("-p", "--project-name", metavar="NAME", help="compose project name (with --compose)")
     a.add_argument("-H", "--host", action="append", default=[], metavar="HOST",
                    help="an engine to audit, as docker -H names it; repeat for several (one report, "
                         "the host on every row)")
@@ -132,7 +135,8 @@ def _offline(args: argparse.Namespace, policy: Policy) -> int:
         except FleetError as e:
             print(f"docker-covenant: error: {e}", file=sys.stderr)
             return EXIT_CONFIG
-        return audit.run(policy, args.format, args.inspect, fleet, parse_fail_on(args.fail_on))
+        return audit.run(policy, args.format, args.inspect, fleet, parse_fail_on(args.fail_on),
+                         args.compose, args.project_name)
     raise AssertionError(args.command)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from . import __version__
 from .checks import RULES, SEVERITY_LEVELS
 from .checks.index import rank
+from .policy import Decision
 
 Row = Mapping[str, Any]
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -63,6 +64,32 @@ def parse_fail_on(value: str) -> FailOn:
         raise ValueError(f"--fail-on: expected {', '.join(SEVERITY_LEVELS)}, none or check ids, "
                          f"got {value!r}" + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
     return FailOn(None, ids)
+
+
+def rows(decisions: Iterable[Decision]) -> list[dict[str, Any]]:
+    """``audit``'s rows: one per container, its violations and waived findings."""
+    out = []
+    for d in decisions:
+        out.append({"kind": "container", "id": d.container_id, "name": d.name, "image": d.image,
+                    "violations": [as_finding(v.check, v.message) for v in d.violations],
+                    "waived": [waived_finding(d, v.check, v.message) for v in d.waived]})
+    return out
+
+
+def waived_finding(decision: Decision, check: str, message: str) -> dict[str, Any]:
+    """A waived finding with its waiver's reason, ticket, owner and end (reports show them:
+    SARIF's suppression justification, JUnit's skipped message)."""
+    waiver = decision.waivers.get(check)
+    found = as_finding(check, message)
+    if waiver is not None:
+        found.update({k: v for k, v in waiver.describe().items() if k != "checks"})
+    return found
+
+
+def as_finding(check: str, message: str) -> dict[str, Any]:
+    rule = RULES[check]
+    return {"check": check, "cis": rule.cis, "title": rule.title, "severity": rule.severity,
+            "message": message}
 
 
 def severity_of(finding: Row) -> str:

@@ -82,8 +82,9 @@ def _apt(work: Path, *args: str, cwd: Path | None = None) -> str:
     return done.stdout
 
 
-def trixie_engine(cache: Path) -> Path:
-    """The unpacked root of trixie's docker.io and containerd, fetched if not cached."""
+def trixie_lists(cache: Path) -> Path:
+    """The private apt configuration for trixie, its package lists fetched when missing or
+    older than a day; returns its folder (for ``_apt``)."""
     work = cache / "apt-trixie"
     for sub in ("etc/sources.list.d", "etc/preferences.d", "state/lists/partial", "cache/archives/partial"):
         (work / sub).mkdir(parents=True, exist_ok=True)
@@ -91,6 +92,12 @@ def trixie_engine(cache: Path) -> Path:
     lists = list((work / "state" / "lists").glob("*Packages*"))
     if not lists or time.time() - min(p.stat().st_mtime for p in lists) > LISTS_FRESH_FOR:
         _apt(work, "update")
+    return work
+
+
+def trixie_engine(cache: Path) -> Path:
+    """The unpacked root of trixie's docker.io and containerd, fetched if not cached."""
+    work = trixie_lists(cache)
     uris = _apt(work, "download", "--print-uris", *PACKAGES)
     files = sorted(line.split()[1] for line in uris.splitlines() if line.startswith("'"))
     if len(files) != len(PACKAGES):

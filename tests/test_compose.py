@@ -1,0 +1,315 @@
+"""Compose files judged before deploy (issue 15): the pure reading and conversion, on files
+shaped like real projects'. What compose itself makes of the same files, and what the
+engine creates from them, is compared in ``test_compose_engine.py``."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from covenant.compose import ComposeError, ComposeService, services
+from covenant.compose.convert import not_judged
+from covenant.compose.loading import interpolate, load, normalise_project_name
+from covenant.policy.loading import parse_policy
+
+STRICT = parse_policy("profile: strict\n'*':\n  bind_mount_prefixes: [/srv]\n", "<test>")
+
+
+def project(tmp_path: Path, text: str, dotenv: str = "", folder: str = "shop") -> str:
+    where = tmp_path / folder
+    where.mkdir(exist_ok=True)
+    (where / "docker-compose.yml").write_text(textwrap.dedent(text))
+    if dotenv:
+        (where / ".env").write_text(textwrap.dedent(dotenv))
+    return str(where / "docker-compose.yml")
+
+
+def by_service(found: list[ComposeService]) -> dict[str, ComposeService]:
+    return {s.service: s for s in found}
+
+
+def checks(s: ComposeService, policy=STRICT) -> list[str]:
+    return [v.check for v in policy.decide(s.container, s.lookups).violations]
+
+
+def messages(s: ComposeService, policy=STRICT) -> list[str]:
+    return [v.message for v in policy.decide(s.container, s.lookups).violations]
+
+
+WEBAPP = """\
+    x-hardened: &hardened
+      cap_drop: [ALL]
+      security_opt: ["no-new-privileges:true"]
+      read_only: true
+      user: "${APP_UID:-1000}"
+      pids_limit: 100
+      mem_limit: 256m
+      restart: on-failure:3
+    services:
+      web:
+        <<: *hardened
+        image: registry.example.com/shop/web:${TAG:-latest}
+        ports: ["127.0.0.1:8080:80", 443:443]
+        volumes: [./static:/srv/static:ro]
+        labels: [team=shop]
+      worker:
+        <<: *hardened
+        build: ./worker
+        read_only: false
+        command: ["sh", "-c", "echo $$HOME"]
+      db:
+        image: postgres:${PG_VERSION-16}
+        container_name: ${DB_NAME:?set DB_NAME in .env}
+        volumes:
+          - pgdata:/var/lib/postgresql/data
+          - type: bind
+            source: /var/run/docker.sock
+            target: /var/run/docker.sock
+            read_only: true
+        deploy:
+          resources:
+            limits: {cpus: "0.5", memory: 1G, pids: 200}
+          restart_policy: {condition: on-failure, max_attempts: 10}
+    volumes:
+      pgdata:
+        driver: local
+        driver_opts: {type: none, o: bind, device: "${DATA_ROOT}/pg"}
+    """
+
+
+def test_a_web_project_with_anchors_build_and_env(tmp_path: Path) -> None:
+    path = project(tmp_path, WEBAPP, dotenv="DB_NAME=shop-db\nDATA_ROOT=/etc\nTAG=3.1 # pinned\n")
+    found = by_service(services(path, env={"APP_UID": "", "PG_VERSION": ""}, model="own"))
+    web, worker, db = found["web"], found["worker"], found["db"]
+    assert [web.name, worker.name, db.name] == ["shop-web-1", "shop-worker-1", "shop-db"]
+    # merge keys: the anchor's settings, the service's own winning
+    assert web.container["HostConfig"]["CapDrop"] == ["ALL"] and web.container["HostConfig"]["ReadonlyRootfs"]
+    assert worker.container["HostConfig"]["ReadonlyRootfs"] is False
+    # ${APP_UID:-1000}: set but empty takes the default; ${PG_VERSION-16}: set, so empty
+    assert web.container["Config"]["User"] == "1000"
+    assert db.container["Config"]["Image"] == "postgres:"
+    assert web.container["Config"]["Image"] == "registry.example.com/shop/web:3.1"  # .env, comment cut
+    assert worker.container["Config"]["Image"] == "shop-worker"  # build-only: <project>-<service>
+    assert web.container["Config"]["Labels"]["team"] == "shop"
+    assert web.container["Config"]["Labels"]["com.docker.compose.project"] == "shop"
+    assert web.container["Config"]["Labels"]["com.docker.compose.service"] == "web"
+    assert web.container["HostConfig"]["Binds"] == [f"{tmp_path}/shop/static:/srv/static:ro"]
+    assert web.container["HostConfig"]["PortBindings"] == {
+        "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}],
+        "443/tcp": [{"HostIp": "", "HostPort": "443"}]}
+    hc = db.container["HostConfig"]
+    assert (hc["Memory"], hc["NanoCpus"], hc["PidsLimit"]) == (1 << 30, 500_000_000, 200)
+    assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 10}
+    # the named volume binds the host's /etc (driver_opts, through Lookups): judged as that bind
+    assert db.lookups is not None and db.lookups.volumes["shop_pgdata"]["Options"]["device"] == "/etc/pg"
+    assert "shop-db: sensitive host directory mounted read-write: /etc/pg (volume shop_pgdata)" \
+        in messages(db)
+    assert "shop-db: Docker socket mounted: /var/run/docker.sock" in messages(db)
+    assert "shop-db: restart policy not limited (on-failure:10)" not in messages(db)  # strict: not on
+    assert checks(web) == ["CV008", "CV028"]  # 443 below 1024; ./static outside /srv
+    assert "CV017" not in checks(worker)  # strict does not require a read-only root
+    assert worker.lookups is None
+
+
+def test_interpolation_as_compose_reads_it() -> None:
+    env = {"SET": "x", "EMPTY": ""}
+    assert interpolate("$SET ${SET} $$SET $${SET}", env) == "x x $SET ${SET}"
+    assert interpolate("${EMPTY:-d} ${EMPTY-d} ${UNSET-d} ${UNSET:-${SET}y}", env) == "d  d xy"
+    assert interpolate("${SET:+alt} ${EMPTY:+alt} ${EMPTY+alt}", env) == "alt  alt"
+    missing: list[str] = []
+    assert interpolate("a${NOPE}b$NOPE2", env, missing) == "ab" and missing == ["NOPE", "NOPE2"]
+    with pytest.raises(ValueError, match="required variable EMPTY is missing a value: give it"):
+        interpolate("${EMPTY:?give it}", env)
+    assert interpolate("${EMPTY?give it}", env) == ""
+    with pytest.raises(ValueError, match="invalid interpolation"):
+        interpolate("cost: $5", env)
+
+
+def test_errors_name_the_file_and_line(tmp_path: Path) -> None:
+    path = project(tmp_path, WEBAPP)  # no .env: DB_NAME unset
+    with pytest.raises(ComposeError, match=r"docker-compose.yml:23: error while interpolating "
+                                           r"services.db.container_name: required variable DB_NAME"):
+        services(path, env={}, model="own")
+    bad = project(tmp_path, "services:\n  web:\n    image: [unclosed\n", folder="bad")
+    with pytest.raises(ComposeError, match=r"docker-compose.yml:4: not YAML"):
+        services(bad, env={}, model="own")
+    dup = project(tmp_path, "services:\n  web:\n    image: a\n    image: b\n", folder="dup")
+    with pytest.raises(ComposeError, match=r":4: not YAML: mapping key 'image' already defined"):
+        services(dup, env={}, model="own")
+    size = project(tmp_path, "services:\n  web:\n    image: a\n    mem_limit: lots\n", folder="size")
+    with pytest.raises(ComposeError, match=r":4: services.web.mem_limit: invalid size"):
+        services(size, env={}, model="own")
+    with pytest.raises(ComposeError, match="no such file"):
+        services(str(tmp_path / "nothing.yml"), env={}, model="own")
+
+
+def test_project_name_precedence(tmp_path: Path) -> None:
+    path = project(tmp_path, "name: named\nservices:\n  web: {image: a}\n", folder="My_App.v2")
+    assert services(path, "cli", env={"COMPOSE_PROJECT_NAME": "envname"}, model="own")[0].name == "cli-web-1"
+    assert services(path, env={"COMPOSE_PROJECT_NAME": "envname"}, model="own")[0].name == "envname-web-1"
+    assert services(path, env={}, model="own")[0].name == "named-web-1"
+    unnamed = project(tmp_path, "services:\n  web: {image: a}\n", folder="My_App.v2")
+    assert services(unnamed, env={}, model="own")[0].name == "my_appv2-web-1"
+    assert normalise_project_name("-My App") == "myapp"
+    (tmp_path / "My_App.v2" / ".env").write_text("COMPOSE_PROJECT_NAME=fromdotenv\n")
+    assert services(unnamed, env={}, model="own")[0].name == "fromdotenv-web-1"
+    with pytest.raises(ComposeError, match="invalid project name 'Bad'"):
+        services(unnamed, "Bad", env={}, model="own")
+
+
+def test_yaml_1_2_numbers_and_port_syntax(tmp_path: Path) -> None:
+    path = project(tmp_path, """\
+        services:
+          web:
+            image: a
+            ports:
+              - 80:80
+              - "[::1]:53:53/udp"
+              - 9000-9001:9100-9101
+              - "7000"
+              - {target: 22, published: 2222, host_ip: 10.0.0.1}
+        """)
+    ports = services(path, env={}, model="own")[0].container["HostConfig"]["PortBindings"]
+    assert ports == {"80/tcp": [{"HostIp": "", "HostPort": "80"}],
+                     "53/udp": [{"HostIp": "::1", "HostPort": "53"}],
+                     "9100/tcp": [{"HostIp": "", "HostPort": "9000"}],
+                     "9101/tcp": [{"HostIp": "", "HostPort": "9001"}],
+                     "7000/tcp": [{"HostIp": "", "HostPort": ""}],
+                     "22/tcp": [{"HostIp": "10.0.0.1", "HostPort": "2222"}]}
+
+
+def test_privileges_namespaces_through_services_and_unmasked_proc(tmp_path: Path) -> None:
+    path = project(tmp_path, """\
+        services:
+          agent:
+            image: agent
+            network_mode: host
+            pid: host
+            privileged: true
+            cap_add: [SYS_ADMIN]
+            security_opt: [seccomp:unconfined, systempaths=unconfined, "label:disable"]
+            devices: ["/dev/fuse"]
+            cgroup_parent: batch.slice
+            healthcheck: {disable: true}
+            ulimits: {nofile: {soft: 1024, hard: 2048}}
+          side:
+            image: side
+            network_mode: "service:agent"
+            pid: "service:agent"
+            volumes_from: ["agent:ro"]
+            tmpfs: [/run]
+            scale: 2
+        """)
+    found = services(path, env={}, model="own")
+    assert [s.name for s in found] == ["shop-agent-1", "shop-side-1", "shop-side-2"]
+    agent, side = found[0], found[1]
+    hc = agent.container["HostConfig"]
+    assert hc["SecurityOpt"] == ["seccomp:unconfined", "label:disable"]
+    assert (hc["MaskedPaths"], hc["ReadonlyPaths"]) == ([], [])  # as compose sends systempaths=unconfined
+    assert hc["Devices"] == [{"PathOnHost": "/dev/fuse", "PathInContainer": "/dev/fuse",
+                              "CgroupPermissions": "rwm"}]
+    assert agent.container["Config"]["Healthcheck"] == {"Test": ["NONE"]}
+    policy = parse_policy("profile: cis\n", "<test>")
+    assert {"CV001", "CV010", "CV011", "CV019", "CV021", "CV022", "CV024", "CV032", "CV033"} <= set(
+        checks(agent, policy))
+    assert side.container["HostConfig"]["NetworkMode"] == "container:shop-agent-1"
+    assert side.lookups is not None and "shop-agent-1" in side.lookups.containers
+    found = messages(side, policy)
+    assert "shop-side-1: host network namespace shared (through container shop-agent-1)" in found
+    assert "shop-side-1: host PID namespace shared (through container shop-agent-1)" in found
+    assert side.container["HostConfig"]["Tmpfs"] == {"/run": ""}
+
+
+def test_long_volumes_secrets_and_named_binds(tmp_path: Path) -> None:
+    path = project(tmp_path, """\
+        services:
+          app:
+            image: app
+            volumes:
+              - type: bind
+                source: ./shared
+                target: /shared
+                bind: {propagation: rshared}
+              - {type: volume, source: logs, target: /logs}
+              - {type: volume, source: ext, target: /ext}
+              - {type: tmpfs, target: /cache, tmpfs: {size: 1m}}
+              - /anonymous
+            secrets: [token]
+        volumes:
+          logs:
+            name: central-logs
+            driver_opts: {type: none, o: "bind,ro", device: /var/log}
+          ext: {external: true}
+        secrets:
+          token: {file: ./token.txt}
+        """)
+    app = services(path, env={}, model="own")[0]
+    specs = app.container["HostConfig"]["Mounts"]
+    assert specs == [
+        {"Type": "bind", "Source": f"{tmp_path}/shop/shared", "Target": "/shared", "ReadOnly": False,
+         "BindOptions": {"Propagation": "rshared"}},
+        {"Type": "volume", "Source": "central-logs", "Target": "/logs", "ReadOnly": False},
+        {"Type": "volume", "Source": "ext", "Target": "/ext", "ReadOnly": False},
+        {"Type": "tmpfs", "Source": "", "Target": "/cache", "ReadOnly": False,
+         "TmpfsOptions": {"SizeBytes": 1 << 20}},
+        {"Type": "volume", "Source": "", "Target": "/anonymous", "ReadOnly": False},
+        {"Type": "bind", "Source": f"{tmp_path}/shop/token.txt", "Target": "/run/secrets/token",
+         "ReadOnly": True}]
+    # an external volume is not the file's to describe: judged as a volume
+    assert app.lookups is not None and list(app.lookups.volumes) == ["central-logs"]
+    policy = parse_policy("profile: cis\n'*':\n  bind_mount_prefixes: [/srv]\n", "<test>")
+    found = messages(app, policy)
+    assert "shop-app-1: shared mount propagation: /shared" in found
+    assert (f"shop-app-1: bind mount outside the allowed host paths: {tmp_path}/shop/shared, "
+            f"{tmp_path}/shop/token.txt, /var/log (volume central-logs)") in found
+    assert not any("sensitive" in m for m in found)  # /var/log is not sensitive, and read-only anyway
+
+
+def test_unknown_keys_are_listed_not_passed_over(tmp_path: Path) -> None:
+    path = project(tmp_path, """\
+        include: [other.yml]
+        x-defaults: {}
+        services:
+          web:
+            image: a
+            extends: {service: base}
+            x-note: ignored by compose
+            environment: [A=1]
+            deploy: {replicas: 1, resources: {}, endpoint_mode: vip, placement: {}}
+          base:
+            image: b
+            gpus: all
+        """)
+    assert not_judged(load(path, env={}, model="own")) == ["include (top level)", "web.extends",
+                                                           "base.gpus"]
+
+
+def test_selectors_see_the_compose_name_image_and_labels(tmp_path: Path) -> None:
+    path = project(tmp_path, """\
+        services:
+          web: {image: "registry.example.com/web:1", labels: {tier: front}, privileged: true}
+          api: {image: api, privileged: true}
+          cache: {image: redis, privileged: true, container_name: cache}
+        """)
+    policy = parse_policy("shop-api-1:\n  privileged: yes\nimage=registry.example.com/*:\n  privileged: yes\n"
+                          "label=tier=back:\n  privileged: yes\n", "<test>")
+    found = by_service(services(path, env={}, model="own"))
+    assert "CV001" not in checks(found["web"], policy)
+    assert "CV001" not in checks(found["api"], policy)
+    assert "CV001" in checks(found["cache"], policy)
+
+
+def test_dotenv_as_compose_reads_it(tmp_path: Path) -> None:
+    path = project(tmp_path, "services:\n  web:\n    image: \"$A|$B|$C|$D|$E|$F\"\n", dotenv="""\
+        # a comment
+        export A=plain # cut
+        B='single $A # kept'
+        C="double ${A}\\n"
+        D=${A}-more
+        E=
+        F=from-file
+        """)
+    image = services(path, env={"F": "from-environment"}, model="own")[0].container["Config"]["Image"]
+    assert image == "plain|single $A # kept|double plain\n|plain-more||from-environment"
