@@ -539,3 +539,34 @@ def test_a_start_after_an_update_is_judged_on_the_updated_container(engines, plu
         else:
             assert status == 204 and stored["State"]["Running"] and stored["HostConfig"]["PidsLimit"] in (
                 None, 0, -1), stored["HostConfig"]["PidsLimit"]
+
+
+def test_a_privileged_host_port_range_is_refused_at_create(engines, plugin_policy):
+    """``HostPort: "80-90"`` asks dockerd for any free port of the range (and ``"80/udp"``
+    for port 80: it reads what is before a ``/``). The test beds have no bridge, so no port
+    can be bound here: the control shows dockerd stores such a binding as sent (201) and
+    the plugin refuses the create, so nothing is stored behind it."""
+    guarded, control = engines
+    plugin_policy("'*':\n  privileged_ports_forbidden: yes\n")
+    for host_port in ("80-90", "0080", "443/udp", "1000-2000"):
+        body = json.dumps({"Image": IMAGE, "Cmd": ["sleep", "300"], "HostConfig": {
+            "CapDrop": ["ALL"], "SecurityOpt": ["no-new-privileges"],
+            "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": host_port}]}}}).encode()
+        name = unique("ports")
+        guarded.names.append(name)
+        control.names.append(name)
+        status, text = guarded.http.request("POST", f"/v1.41/containers/create?name={name}", body, JSON)
+        assert status == 403 and "[CV008]" in text, (host_port, status, text)
+        with pytest.raises(docker.errors.NotFound):
+            guarded.client.api.inspect_container(name)
+        status, text = control.http.request("POST", f"/v1.41/containers/create?name={name}", body, JSON)
+        assert status == 201, (host_port, text)
+        stored = control.client.api.inspect_container(name)["HostConfig"]["PortBindings"]
+        assert stored == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": host_port}]}
+    name = unique("ports")
+    guarded.names.append(name)
+    body = json.dumps({"Image": IMAGE, "Cmd": ["sleep", "300"], "HostConfig": {
+        "CapDrop": ["ALL"], "SecurityOpt": ["no-new-privileges"],
+        "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "1024-2000"}]}}}).encode()
+    status, text = guarded.http.request("POST", f"/v1.41/containers/create?name={name}", body, JSON)
+    assert status == 201, text  # all above 1023: allowed

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from covenant.checks import CATALOGUE, DEFAULTS, evaluate
+from covenant.checks.reading import host_port_range
 from covenant.policy import Policy, parse_policy
 
 RECORDED = json.loads((Path(__file__).parent / "data" / "inspect.json").read_text())
@@ -88,3 +89,17 @@ def test_decision_carries_what_the_log_needs():
     assert decision.container_id == RECORDED["default"]["Id"]
     assert decision.image == "covenant-test/busybox:1"
     assert not decision.allowed
+
+
+def test_host_ports_are_read_as_dockerd_reads_them():
+    """go-connections: nat.NewPort(nat.SplitProtoPort(HostPort)), ParseUint(_, 10, 16)."""
+    cases = {"": (0, 0), "80": (80, 80), "0080": (80, 80), "80/udp": (80, 80), "/80": (0, 0),
+             "80-90": (80, 90), "80-90-100": (80, 90), "90-80": None, "+80": None, "\uff18\uff10": None,
+             "65536": None, "1024-65535": (1024, 65535), "0": (0, 0), "x": None}
+    assert {k: host_port_range(k) for k in cases} == cases
+    settings = {**DEFAULTS, "privileged_ports_forbidden": True}
+    for host_port, bad in (("80-90", True), ("1000-2000", True), ("0-100", True), ("1024-2000", False),
+                           ("0", False), ("", False), ("80/udp", True), ("+80", False)):
+        c = {"Name": "/p", "HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": host_port}]}}}
+        found = [v.check for v in evaluate(c, settings)[0] if v.check == "CV008"]
+        assert found == (["CV008"] if bad else []), host_port

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .model import Container, Settings
-from .reading import _listed, host_config, port_bindings, privileged_unless_allowed
+from .reading import _listed, host_config, host_port_range, port_bindings, privileged_unless_allowed
 
 
 def _host_namespace(field: str, key: str) -> Callable[[Container, Settings], str | None]:
@@ -23,8 +23,14 @@ def _host_namespace(field: str, key: str) -> Callable[[Container, Settings], str
 def _privileged_ports(c: Container, s: Settings) -> str | None:
     if not s["privileged_ports_forbidden"]:
         return None
-    bad = {hp for _, _, hp in port_bindings(c) if hp.isdigit() and 0 < int(hp) < 1024}
+    bad = {hp for _, _, hp in port_bindings(c) if _privileged(host_port_range(hp))}
     return f": {_listed(bad)}" if bad else None
+
+
+def _privileged(ports: tuple[int, int] | None) -> bool:
+    """A host port range reaching below 1024 (dockerd may pick any port of a range);
+    an ephemeral port (0) is the kernel's pick, above 1024."""
+    return ports is not None and ports[1] >= 1 and ports[0] < 1024
 
 
 def _all_interfaces(c: Container, s: Settings) -> str | None:

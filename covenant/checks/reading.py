@@ -145,5 +145,22 @@ def port_bindings(container: Container) -> list[tuple[str, str, str]]:
     return out
 
 
+def host_port_range(host_port: str) -> tuple[int, int] | None:
+    """The host ports a binding's ``HostPort`` asks for, as dockerd reads it when the
+    container starts (go-connections ``nat.NewPort(nat.SplitProtoPort(...))``): anything
+    after a ``/`` is a protocol, ``A-B`` a range to pick from (parts after a second ``-``
+    ignored), each part ``strconv.ParseUint(_, 10, 16)``: ASCII digits only. (0, 0) is an
+    ephemeral port; None a value dockerd refuses (the start fails)."""
+    parts = host_port.split("/")
+    port = parts[0] if host_port and parts[0] else ""
+    if not port:
+        return (0, 0)
+    ends = port.split("-")[:2] if "-" in port else [port, port]
+    if not all(e and e.isascii() and e.isdigit() and int(e) < 1 << 16 for e in ends):
+        return None
+    start, end = int(ends[0]), int(ends[1])
+    return (start, end) if end >= start else None
+
+
 def _listed(items: Iterable[str]) -> str:
     return ", ".join(sorted(items))
