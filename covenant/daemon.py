@@ -27,6 +27,7 @@ from .sampler import TIMEOUT as SAMPLER_TIMEOUT
 from .sampler import WORKERS as SAMPLER_WORKERS
 from .sampler import Sampler
 from .scanner import Scanner, scan_lookup
+from .shadow import Shadow
 from .webhook import Notifier
 
 AUTHZ_SCAN_WAIT = 2.0  # seconds the plugin waits for a scan verdict (unscanned: wait); dockerd waits on it
@@ -75,7 +76,7 @@ class Daemon:
     """One running docker-covenant. Signals only set flags; the main thread acts on them."""
 
     def __init__(self, policy: Policy, metrics_address: str | None = None,
-                 authz_socket: str | None = None, watch: bool = True) -> None:
+                 authz_socket: str | None = None, watch: bool = True, shadow: str | None = None) -> None:
         self.policy = policy
         self.authz_socket = authz_socket
         self.watch = watch
@@ -97,6 +98,7 @@ class Daemon:
         self._reconcile: threading.Thread | None = None
         self._events_thread: threading.Thread | None = None
         self.webhook: Notifier | None = None
+        self.shadow = Shadow(self.log, self.metrics, shadow)  # loaded in run(), logged
 
     # -- signals -------------------------------------------------------------------------
     def _on_stop(self, _signum: int, _frame: FrameType | None) -> None:
@@ -118,11 +120,13 @@ class Daemon:
                       p.source, p.digest[:12], p.mode, p.action,
                       f", own container {own_id[:12]}" if own_id else "")
         server = self._serve_http()
+        self.shadow.load(p)
         if self.authz_socket:
             engine = DockerEngine()
             # the plugin never waits long on a scan: dockerd waits on the plugin
             engine.scan_hook = scan_lookup(self.scanner, lambda: self.policy, engine.image, AUTHZ_SCAN_WAIT)
             self.authz = AuthzPlugin(self.policy, self.log, self.authz_socket, engine, metrics=self.metrics)
+            self.authz.shadow = self.shadow
             self.authz.serve()
             self.log.info("serving the authorization plugin on %s", self.authz_socket)
             self._set_webhook()
@@ -144,6 +148,7 @@ class Daemon:
             self.enforcer.shutdown()
         if self.webhook is not None:
             self.webhook.close()
+        self.shadow.close()
         if server is not None:
             server.shutdown()
         self.log.info("docker-covenant stopped")
@@ -152,6 +157,7 @@ class Daemon:
 
     def _follow(self, api: docker.APIClient, own_id: str | None) -> None:
         self.enforcer = Enforcer(api, self.policy, self.log, own_id, self.metrics)
+        self.enforcer.shadow = self.shadow
         engine = self.enforcer.engine
         if isinstance(engine, DockerEngine):  # an evaluation thread may wait out the scan
             engine.scan_hook = scan_lookup(self.scanner, lambda: self.policy, engine.image, float("inf"))
@@ -247,6 +253,8 @@ class Daemon:
             self.authz.policy, self.authz.log = new, self.log
         if self.enforcer is not None:
             self.enforcer.policy, self.enforcer.log = new, self.log
+        self.shadow.log = self.log
+        self.shadow.load(new)  # a shadow file that cannot be used is logged; enforcement goes on
         if new.webhook != old.webhook:  # before the reload is announced: what follows uses it
             self._set_webhook()
         elif self.webhook is not None:
@@ -300,10 +308,11 @@ class Daemon:
                 f"policy sha256 {self.policy.digest[:12]}")
 
     def status(self) -> dict[str, Any]:
-        p = self.policy
+        p, sp = self.policy, self.shadow.policy
         return {"policy": {"file": p.source, "sha256": p.digest}, "mode": p.mode, "action": p.action,
                 "uptime_seconds": round(time.time() - self.started, 3),
                 "events_connected": self.healthy(),
+                "shadow": None if sp is None else {"file": sp.source, "sha256": sp.digest},
                 "last_decisions": list(self.enforcer.decisions) if self.enforcer else []}
 
     def _serve_http(self) -> Any:
@@ -316,6 +325,7 @@ class Daemon:
 
 
 def run(policy: Policy, metrics_address: str | None = None, authz_socket: str | None = None,
-        watch: bool = True) -> int:
-    """The daemon. Returns the exit status: 0 after SIGTERM/SIGINT."""
-    return Daemon(policy, metrics_address, authz_socket, watch).run()
+        watch: bool = True, shadow: str | None = None) -> int:
+    """The daemon. Returns the exit status: 0 after SIGTERM/SIGINT. ``shadow``: a shadow
+    policy file (``--shadow``), in place of the policy's ``shadow`` key."""
+    return Daemon(policy, metrics_address, authz_socket, watch, shadow).run()
