@@ -6,10 +6,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 
+import pytest
 from harness import COMPLIANT, IMAGE, is_running, run_container, unique, wait_until
 from test_operate import free_port, samples
+
+from covenant.policy import PolicyError, parse_policy
 
 DOCKER = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else "docker"
 SHADOW = "debug: no\n'*':\n  memory_limit_required: yes\n"  # CV015 for every container without --memory
@@ -123,3 +127,26 @@ def test_the_plugin_gives_a_shadow_verdict_on_creates(bed, plugin_policy, journa
                               "--cap-drop", "all", "--security-opt", "no-new-privileges", IMAGE],
                              capture_output=True, text=True, timeout=60, check=False)
     assert refused.returncode != 0 and f"[CV015] {name}: no memory limit" in refused.stderr
+
+
+def test_the_shadow_flag_names_the_shadow_policy(tmp_path, client, covenant_factory, journal):
+    """``--shadow PATH`` (relative to the working directory) in place of the policy's key."""
+    (tmp_path / "flagged.yml").write_text(SHADOW)
+    ident = unique("covtest-flag")
+    argv = [sys.executable, "-m", "covenant", "--config", str(tmp_path / f"{ident}.yml"),
+            "--shadow", "flagged.yml"]
+    cov = covenant_factory("debug: no\n", ident=ident, argv=argv)
+    journal.wait_for(cov.ident, "shadow policy flagged.yml", COVENANT_ACTION="shadow-loaded")
+    container = run_container(client, unique("flag"), **COMPLIANT)
+    entry = journal.wait_for(cov.ident, f"{container.name}: shadow policy would stop it",
+                             COVENANT_ACTION="shadow")
+    assert entry["COVENANT_SHADOW_POLICY"] == "flagged.yml"
+    assert is_running(container)
+
+
+def test_the_shadow_key_is_validated_with_its_line():
+    assert parse_policy("debug: no\nshadow: next.yml\n").shadow == "next.yml"
+    with pytest.raises(PolicyError) as e:
+        parse_policy("debug: no\nshadow: [a, b]\n", "p.yml")
+    assert str(e.value) == ("p.yml:2: shadow: expected a policy file (relative to this one) to judge beside "
+                            "it, got ['a', 'b']")
