@@ -114,7 +114,8 @@ class AuthzPlugin:
         except Exception as e:  # noqa: BLE001 - on a security path every failure is a deny
             return self._cannot(policy, method, uri, e)
         if self.shadow is not None and request.route.kind == "container_create":
-            self.shadow.offer_create(request, self.engine, verdict)
+            # the engine itself: the shadow must not take an inspect prefetched for a start
+            self.shadow.offer_create(request, self.engine.engine, verdict)
         if verdict.malformed and policy.fail == "open" and not owner_required(policy, request):
             self.log.warning("%s %s: %s; allowed (fail: open; the start is still judged)", method, uri,
                              verdict.msg, extra=fields(COVENANT_ACTION="allowed", COVENANT_MODE=policy.mode))
