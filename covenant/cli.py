@@ -26,6 +26,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-address", metavar="HOST:PORT",
                    help="serve /metrics, /healthz and /status here (off by default; "
                         ":PORT means 127.0.0.1:PORT); overrides metrics_address in the policy")
+    p.add_argument("--shadow", metavar="PATH", help="a shadow policy: judged beside the enforced one, "
+                   "logged and counted, never acted on (overrides shadow: in the policy)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND",
                            description="with no command it runs the daemon")
@@ -50,6 +52,15 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--tlscacert", metavar="FILE", help="CA the engine's certificate is checked against")
     a.add_argument("--tlscert", metavar="FILE", help="client certificate")
     a.add_argument("--tlskey", metavar="FILE", help="client key")
+    a.add_argument("--against", metavar="OLD", help="list what --config would newly stop or allow "
+                   "compared with policy OLD (exit 1 if it would newly stop something)")
+    t = sub.add_parser("test", help="run policy tests: inputs paired with the verdict expected",
+                       description="Run policy test files (README: Policy tests). Exit 0: all passed; "
+                                   "1: a case failed; 2: an error.")
+    t.add_argument("files", nargs="+", metavar="FILE", help="test files")
+    t.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                   help="the policy to test (instead of the files' policy:)")
+    t.add_argument("-v", "--verbose", action="store_true", help="print every case")
     sub.add_parser("checks", help="list the check catalogue")
     r = sub.add_parser("rules", help="list the policy's API request rules, groups and quotas",
                        description="List the request rules (api_rules) of the policy file, in the order "
@@ -62,6 +73,7 @@ def parser() -> argparse.ArgumentParser:
     z.add_argument("--name", default="docker-covenant", help="plugin name (default: docker-covenant)")
     z.add_argument("--socket-dir", default="/run/docker/plugins", metavar="DIR",
                    help="where dockerd looks for plugin sockets (default: /run/docker/plugins)")
+    z.add_argument("--shadow", metavar="PATH", default=argparse.SUPPRESS, help="a shadow policy (as above)")
     z.add_argument("--watch", action="store_true",
                    help="also follow the events stream and stop violators, as a second line")
     return p
@@ -70,11 +82,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
-    if args.command == "checks":
-        from .audit import catalogue
-
-        sys.stdout.write(catalogue())
-        return 0
+    if args.command in ("checks", "test"):
+        return _without_policy(args)
     if args.command == "audit":
         try:
             parse_fail_on(args.fail_on)  # a usage error before the policy is read
@@ -103,8 +112,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "authz":
         from .authz import socket_path
 
-        return run(policy, args.metrics_address, socket_path(args.name, args.socket_dir), watch=args.watch)
-    return run(policy, args.metrics_address)
+        return run(policy, args.metrics_address, socket_path(args.name, args.socket_dir), watch=args.watch,
+                   shadow=args.shadow)
+    return run(policy, args.metrics_address, shadow=args.shadow)
+
+
+def _without_policy(args: argparse.Namespace) -> int:
+    """``checks`` lists the catalogue; ``test`` runs test files, each naming its policy."""
+    if args.command == "test":
+        from .policytests import run as run_tests
+
+        return run_tests(args.files, args.config, args.verbose)
+    from .audit import catalogue
+
+    sys.stdout.write(catalogue())
+    return 0
 
 
 def _warn_expired(policy: Policy) -> None:
@@ -135,6 +157,10 @@ def _offline(args: argparse.Namespace, policy: Policy) -> int:
         except FleetError as e:
             print(f"docker-covenant: error: {e}", file=sys.stderr)
             return EXIT_CONFIG
+        if args.against:
+            from .diff import run as run_diff
+
+            return run_diff(policy, args.against, args.format, args.inspect, fleet)
         return audit.run(policy, args.format, args.inspect, fleet, parse_fail_on(args.fail_on),
                          args.compose, args.project_name)
     raise AssertionError(args.command)

@@ -27,6 +27,7 @@ from .sampler import TIMEOUT as SAMPLER_TIMEOUT
 from .sampler import WORKERS as SAMPLER_WORKERS
 from .sampler import Sampler
 from .scanner import Scanner, scan_lookup
+from .shadow import Shadow
 from .waivers import WaiverCollector, expiry_timer, log_ended
 from .webhook import Notifier
 
@@ -76,7 +77,7 @@ class Daemon:
     """One running docker-covenant. Signals only set flags; the main thread acts on them."""
 
     def __init__(self, policy: Policy, metrics_address: str | None = None,
-                 authz_socket: str | None = None, watch: bool = True) -> None:
+                 authz_socket: str | None = None, watch: bool = True, shadow: str | None = None) -> None:
         self.policy = policy
         self.authz_socket = authz_socket
         self.watch = watch
@@ -100,6 +101,7 @@ class Daemon:
         self.webhook: Notifier | None = None
         self.metrics.registry.register(WaiverCollector(lambda: self.policy))
         self._waivers_rearm = threading.Event()  # a reload: look again for the next waiver's end
+        self.shadow = Shadow(self.log, self.metrics, shadow)  # loaded in run(), logged
 
     # -- signals -------------------------------------------------------------------------
     def _on_stop(self, _signum: int, _frame: FrameType | None) -> None:
@@ -125,11 +127,13 @@ class Daemon:
                          args=(lambda: self.policy, self._waivers_rearm, self.stopping, self._waivers_ended,
                                lambda: self.log)).start()
         server = self._serve_http()
+        self.shadow.load(p)
         if self.authz_socket:
             engine = DockerEngine()
             # the plugin never waits long on a scan: dockerd waits on the plugin
             engine.scan_hook = scan_lookup(self.scanner, lambda: self.policy, engine.image, AUTHZ_SCAN_WAIT)
             self.authz = AuthzPlugin(self.policy, self.log, self.authz_socket, engine, metrics=self.metrics)
+            self.authz.shadow = self.shadow
             self.authz.serve()
             self.log.info("serving the authorization plugin on %s", self.authz_socket)
             self._set_webhook()
@@ -151,6 +155,7 @@ class Daemon:
             self.enforcer.shutdown()
         if self.webhook is not None:
             self.webhook.close()
+        self.shadow.close()
         if server is not None:
             server.shutdown()
         self.log.info("docker-covenant stopped")
@@ -159,6 +164,7 @@ class Daemon:
 
     def _follow(self, api: docker.APIClient, own_id: str | None) -> None:
         self.enforcer = Enforcer(api, self.policy, self.log, own_id, self.metrics)
+        self.enforcer.shadow = self.shadow
         engine = self.enforcer.engine
         if isinstance(engine, DockerEngine):  # an evaluation thread may wait out the scan
             engine.scan_hook = scan_lookup(self.scanner, lambda: self.policy, engine.image, float("inf"))
@@ -263,6 +269,8 @@ class Daemon:
             self.authz.policy, self.authz.log = new, self.log
         if self.enforcer is not None:
             self.enforcer.policy, self.enforcer.log = new, self.log
+        self.shadow.log = self.log
+        self.shadow.load(new)  # a shadow file that cannot be used is logged; enforcement goes on
         if new.webhook != old.webhook:  # before the reload is announced: what follows uses it
             self._set_webhook()
         elif self.webhook is not None:
@@ -318,10 +326,11 @@ class Daemon:
                 f"policy sha256 {self.policy.digest[:12]}")
 
     def status(self) -> dict[str, Any]:
-        p = self.policy
+        p, sp = self.policy, self.shadow.policy
         return {"policy": {"file": p.source, "sha256": p.digest}, "mode": p.mode, "action": p.action,
                 "uptime_seconds": round(time.time() - self.started, 3),
                 "events_connected": self.healthy(),
+                "shadow": None if sp is None else {"file": sp.source, "sha256": sp.digest},
                 "last_decisions": list(self.enforcer.decisions) if self.enforcer else []}
 
     def _serve_http(self) -> Any:
@@ -334,6 +343,7 @@ class Daemon:
 
 
 def run(policy: Policy, metrics_address: str | None = None, authz_socket: str | None = None,
-        watch: bool = True) -> int:
-    """The daemon. Returns the exit status: 0 after SIGTERM/SIGINT."""
-    return Daemon(policy, metrics_address, authz_socket, watch).run()
+        watch: bool = True, shadow: str | None = None) -> int:
+    """The daemon. Returns the exit status: 0 after SIGTERM/SIGINT. ``shadow``: a shadow
+    policy file (``--shadow``), in place of the policy's ``shadow`` key."""
+    return Daemon(policy, metrics_address, authz_socket, watch, shadow).run()

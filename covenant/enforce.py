@@ -36,6 +36,7 @@ from .metrics import Metrics
 from .policy import Decision, Policy
 from .quotas import with_quotas
 from .reach import Lookups
+from .shadow import Shadow
 from .webhook import Notifier
 
 T = TypeVar("T")
@@ -68,6 +69,7 @@ class Enforcer:
         self._known: OrderedDict[str, tuple[Policy, Decision]] = OrderedDict()
         self._changes = 0  # updates and renames seen: a judgement begun before one is not kept
         self.webhook: Notifier | None = None  # set (and replaced on reload) by the daemon
+        self.shadow: Shadow | None = None  # judged after each decision was acted on, never acted on
         self.host = socket.gethostname()
 
     def submit(self, container_id: str, again: bool = False, running_only: bool = False) -> None:
@@ -210,6 +212,8 @@ class Enforcer:
         self.metrics.evaluated.inc()
         self.metrics.evaluation_seconds.observe(time.monotonic() - received)
         self._record(policy, decision, received, early)
+        if self.shadow is not None:
+            self.shadow.judge(data, found, judged)
         if not again:  # a quota depends on what else runs: not known ahead of the next start
             self._keep(policy, judged, found, changes)
         return decision

@@ -60,6 +60,12 @@ class Metrics:
         self.reloads = Counter("covenant_policy_reloads", "Policy reloads, by result", ["result"], registry=r)
         self.webhooks = Counter("covenant_webhooks", "Webhook documents, by result: sent, failed (after "
                                 "its retries), dropped (queue full or shutting down)", ["result"], registry=r)
+        self.shadow_decisions = Counter("covenant_shadow_decisions", "Verdicts of the shadow policy (never "
+                                        "acted on), by its verdict and the enforced policy's on the same "
+                                        "container (allowed, violates)", ["verdict", "enforced"], registry=r)
+        self.shadow_violations = Counter("covenant_shadow_violations", "Checks the shadow policy flagged, "
+                                         "by check id", ["check"], registry=r)
+        self.shadow_loaded = Gauge("covenant_shadow_loaded", "1 while a shadow policy is loaded", registry=r)
         self.webhook_retries = Counter("covenant_webhook_retries", "Webhook attempts that were retries",
                                        registry=r)
 

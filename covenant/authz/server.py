@@ -23,10 +23,12 @@ from ..hooks import document
 from ..logs import fields
 from ..metrics import Metrics
 from ..policy import Policy
+from ..shadow import Shadow
 from ..webhook import Notifier
 from . import wire
 from .gate import HOLD, GateBusyError, NameGate, gate_class
-from .handlers import Request, Verdict, decide_request
+from .handlers import Request, Verdict
+from .judge import judge
 from .prefetch import Prefetching
 from .quota import QuotaKeeper, owner_required
 from .rules import RULE_HOLD, needs_order
@@ -54,6 +56,7 @@ class AuthzPlugin:
         self.server: socketserver.UnixStreamServer | None = None
         self.owns_socket = True
         self.webhook: Notifier | None = None  # set (and replaced on reload) by the daemon
+        self.shadow: Shadow | None = None  # a shadow verdict on each create, after the answer
         self.host = socket.gethostname()
 
     def answer(self, req: Any) -> dict[str, Any]:
@@ -107,11 +110,12 @@ class AuthzPlugin:
     def _answer(self, policy: Policy, request: Request) -> dict[str, Any]:
         method, uri = request.method, request.uri
         try:
-            verdict = decide_request(policy, request, self.engine)
-            if verdict.allow:  # a start that passes the policy must fit its quotas too
-                verdict = self.quotas.check(policy, request, self.engine) or verdict
+            verdict = judge(policy, request, self.engine, self.quotas)
         except Exception as e:  # noqa: BLE001 - on a security path every failure is a deny
             return self._cannot(policy, method, uri, e)
+        if self.shadow is not None and request.route.kind == "container_create":
+            # the engine itself: the shadow must not take an inspect prefetched for a start
+            self.shadow.offer_create(request, self.engine.engine, verdict)
         if verdict.malformed and policy.fail == "open" and not owner_required(policy, request):
             self.log.warning("%s %s: %s; allowed (fail: open; the start is still judged)", method, uri,
                              verdict.msg, extra=fields(COVENANT_ACTION="allowed", COVENANT_MODE=policy.mode))

@@ -75,6 +75,7 @@ RESERVED: Mapping[str, tuple[type | tuple[type, ...], Any, str]] = {
     "log_requests": (bool, None, "yes or no"),
     "allowed_plugins": (list, lambda v: all(isinstance(p, str) and p for p in v),
                         "a list of plugin reference globs"),
+    "shadow": (str, lambda v: bool(v.strip()), "a policy file (relative to this one) to judge beside it"),
 }
 
 

@@ -187,6 +187,7 @@ class Policy:
     api_rules: tuple[ApiRule, ...] = ()
     quotas: tuple[Quota, ...] = ()
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    shadow: str | None = None  # a policy file judged beside this one, never acted on (covenant/shadow.py)
     source: str = "<defaults>"
     digest: str = ""
 
@@ -299,6 +300,7 @@ class Policy:
             "quotas": [q.describe() for q in self.quotas],
             "host_audit": self.host_settings(),
             "webhook": self.webhook.describe() if self.webhook else None,
+            "shadow": self.shadow,
             "defaults": {**DEFAULTS, **PROFILES[self.profile]},
             "sections": {s.selector: {"selects": s.kind, "settings": dict(s.settings),
                                       "waive": sorted(s.waive),
