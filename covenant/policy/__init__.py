@@ -5,14 +5,15 @@ and every other top-level key names a container whose section overrides the defa
 Loading is pure apart from reading the file; a ``Policy`` is immutable plain data.
 
 The package splits by responsibility: ``model`` (the plain data and ``Policy.decide``, the
-one evaluator) and ``loading`` (the YAML, the validation, the errors with their lines).
+one evaluator), ``loading`` (the validation of each setting, the errors with their lines),
+``lines`` (the YAML loader that keeps every key's line) and ``waiving`` (the two forms of
+``waive`` and when a waiver ends).
 Every name is importable from ``covenant.policy`` itself.
 """
 
 from __future__ import annotations
 
 from .loading import (
-    CATALOGUE_RANGE,
     MAPPINGS,
     RESERVED,
     find_config,
@@ -34,6 +35,7 @@ from .model import (
     Waiver,
     utc,
 )
+from .waiving import CATALOGUE_RANGE
 
 __all__ = [
     "ACTIONS",

@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..checks import (
-    CHECKS,
     PROFILES,
     SCAN_FORMATS,
     SETTINGS,
     SEVERITIES,
-    USAGE_CHECKS,
     parse_duration,
     parse_size,
 )
@@ -27,6 +24,7 @@ from ..hooks import HookError, Webhook, parse_webhook
 from ..rules.api import RuleError, parse_groups, parse_rules
 from ..rules.quota import parse_quotas
 from ..selectors import selector_kind
+from .lines import LineLoader, Lines
 from .model import (
     ACTIONS,
     CONFIG_SEARCH_PATH,
@@ -38,6 +36,7 @@ from .model import (
     Section,
     Waiver,
 )
+from .waiving import parse_waive
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -83,42 +82,6 @@ RESERVED: Mapping[str, tuple[type | tuple[type, ...], Any, str]] = {
 REQUEST_KEYS = ("groups", "api_rules", "quotas")
 
 
-class _LineLoader(yaml.SafeLoader):
-    """A safe loader that remembers the line of every mapping key and refuses duplicates."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        lines: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if key in lines:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first on line {lines[key]})",
-                    key_node.start_mark)
-            lines[key] = key_node.start_mark.line + 1
-        mapping = _Lines(super().construct_mapping(node, deep=True))
-        mapping.lines = lines
-        return mapping
-
-
-class _Lines(dict):  # type: ignore[type-arg]
-    lines: dict[Any, int]
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _LineLoader.construct_mapping)
-
-
-def _timestamp(loader: _LineLoader, node: yaml.ScalarNode) -> Any:
-    """YAML's timestamp, or its text when it names no real day (``2026-02-30``): PyYAML
-    raises a bare ValueError there, which would escape the file:line errors."""
-    try:
-        return loader.construct_yaml_timestamp(node)
-    except ValueError:
-        return loader.construct_scalar(node)
-
-
-_LineLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
-
-
 def find_config(explicit: str | None) -> Path:
     """``--config``, else ``./docker-covenant.yml``, else the one under /etc."""
     if explicit:
@@ -144,7 +107,7 @@ def load_policy(path: Path | str) -> Policy:
 def parse_policy(raw: bytes | str, path: str = "<policy>") -> Policy:
     data = raw.encode() if isinstance(raw, str) else raw
     try:
-        doc = yaml.load(data, Loader=_LineLoader)
+        doc = yaml.load(data, Loader=LineLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
@@ -153,9 +116,9 @@ def parse_policy(raw: bytes | str, path: str = "<policy>") -> Policy:
     except yaml.YAMLError as e:
         raise PolicyError(path, None, f"YAML error: {e}") from None
     if doc is None:
-        doc = _Lines()
+        doc = Lines()
         doc.lines = {}
-    if not isinstance(doc, _Lines):
+    if not isinstance(doc, Lines):
         raise PolicyError(path, 1, "the policy must be a mapping of settings and container names")
     settings: dict[str, Any] = {}
     sections: list[Section] = []
@@ -208,7 +171,7 @@ def _no_scanner_required(path: str, lines: Mapping[Any, int], sections: list[Sec
 
 def _image_scan(path: str, line: int | None, value: Any) -> ImageScan:
     """The top-level ``image_scan`` mapping, every key checked with its own line."""
-    if not isinstance(value, _Lines):
+    if not isinstance(value, Lines):
         raise PolicyError(path, line, f"image_scan: expected a mapping (command, format, severity, timeout, "
                           f"unscanned), got {value!r}")
     known = ("command", "format", "severity", "timeout", "unscanned")
@@ -257,7 +220,7 @@ def _section(path: str, line: int | None, key: str, value: Any, selector: tuple[
     kind, pattern = selector
     if value is None:  # an empty section means the defaults
         return Section(key, kind, pattern, {}, order=order)
-    if not isinstance(value, _Lines):
+    if not isinstance(value, Lines):
         raise PolicyError(path, line, f"{key}: a container section must be a mapping of settings "
                           f"(such as {', '.join(list(SETTINGS)[:3])}); got {value!r}")
     settings: dict[str, Any] = {}
@@ -265,7 +228,7 @@ def _section(path: str, line: int | None, key: str, value: Any, selector: tuple[
     for name, setting in value.items():
         key_line = value.lines.get(name, line)
         if name == "waive":
-            waivers = _waive(path, key_line, key, setting)
+            waivers = parse_waive(path, key_line, key, setting)
         elif name not in SETTINGS:
             raise PolicyError(path, key_line, f"{key}: unknown key {name!r} (known: "
                               + ", ".join([*SETTINGS, "waive"]) + ")")
@@ -302,7 +265,7 @@ def _usage_setting(path: str, line: int | None, where: str, kind: str, value: An
 
 def _host_audit(path: str, line: int | None, value: Any) -> dict[str, bool]:
     """``host_audit``: which daemon and image checks ``audit`` runs, over the profile's."""
-    if not isinstance(value, _Lines):
+    if not isinstance(value, Lines):
         raise PolicyError(path, line, "host_audit: expected a mapping of daemon and image check keys "
                           f"({', '.join(HOST_SETTINGS)}) to yes or no; got {value!r}")
     out: dict[str, bool] = {}
@@ -318,7 +281,7 @@ def _host_audit(path: str, line: int | None, value: Any) -> dict[str, bool]:
 def _webhook(path: str, line: int | None, value: Any) -> Webhook:
     """YAML 1.1 reads a bare ``on`` key as true: taken here as the ``on`` it was written as."""
     lines: dict[Any, int] = {}
-    if isinstance(value, _Lines):
+    if isinstance(value, Lines):
         if True in value and "on" in value:
             raise PolicyError(path, value.lines.get(True), "webhook: duplicate key 'on'")
         lines = {("on" if k is True else k): n for k, n in value.lines.items()}
@@ -348,88 +311,3 @@ def _setting(path: str, line: int | None, where: str, kind: str, value: Any, pat
     if relative:
         raise PolicyError(path, line, f"{where}: expected absolute host paths, got {relative[0]!r}")
     return list(value)
-
-
-WAIVER_KEYS = ("checks", "reason", "ticket", "owner", "until")
-
-
-def _waive(path: str, line: int | None, key: str, value: Any) -> tuple[Waiver, ...]:
-    """``waive``: check ids (the short form: no reason, no end), waivers in the long form
-    (a mapping with checks, reason, and optionally ticket, owner, until), or a list of both."""
-    items = [value] if isinstance(value, (str, _Lines)) else value
-    if not isinstance(items, list) or not all(isinstance(i, (str, _Lines)) for i in items):
-        raise PolicyError(path, line, f"{key}.waive: expected a list of check ids or of waivers (checks, "
-                          f"reason, ticket, owner, until), got {value!r}")
-    ids = [i for i in items if isinstance(i, str)]
-    out = [Waiver(_check_ids(path, line, f"{key}.waive", ids), line=line, section=key)] if ids else []
-    out += [_long_waiver(path, line, key, i) for i in items if isinstance(i, _Lines)]
-    return tuple(out)
-
-
-def _check_ids(path: str, line: int | None, where: str, ids: list[str]) -> frozenset[str]:
-    unknown = [i for i in ids if i.upper() not in CHECKS and i.upper() not in USAGE_IDS]
-    if unknown:
-        raise PolicyError(path, line, f"{where}: unknown check id {unknown[0]!r} "
-                          f"(known: {CATALOGUE_RANGE})")
-    return frozenset(i.upper() for i in ids)
-
-
-def _long_waiver(path: str, line: int | None, key: str, value: _Lines) -> Waiver:
-    """One waiver of the long form, each key checked with its own line."""
-    start = min(value.lines.values(), default=line)
-    for name in value:
-        if name not in WAIVER_KEYS:
-            raise PolicyError(path, value.lines.get(name, start), f"{key}.waive: unknown key {name!r} "
-                              f"(known: {', '.join(WAIVER_KEYS)})")
-
-    def where(name: str) -> int | None:
-        return value.lines.get(name, start)
-
-    checks = value.get("checks")
-    ids = [checks] if isinstance(checks, str) else checks
-    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
-        raise PolicyError(path, where("checks"), f"{key}.waive.checks: expected a list of check ids, "
-                          f"got {checks!r}")
-    reason = value.get("reason")
-    if not isinstance(reason, str) or not reason.strip():
-        raise PolicyError(path, where("reason"), f"{key}.waive: a waiver needs a reason (why these checks "
-                          f"are waived), got {reason!r}")
-    text: dict[str, str] = {}
-    for name in ("ticket", "owner"):
-        found = value.get(name)
-        if found is not None and (isinstance(found, bool) or not isinstance(found, (str, int))
-                                  or not str(found).strip()):
-            raise PolicyError(path, where(name), f"{key}.waive.{name}: expected a string, got {found!r}")
-        text[name] = "" if found is None else str(found).strip()
-    until, expires = "", None
-    if "until" in value:
-        until, expires = _until(path, where("until"), f"{key}.waive.until", value["until"])
-    return Waiver(_check_ids(path, where("checks"), f"{key}.waive.checks", ids), reason.strip(),
-                  text["ticket"], text["owner"], until, expires, start, key)
-
-
-def _until(path: str, line: int | None, where: str, value: Any) -> tuple[str, float]:
-    """A date (through the end of that day, UTC) or a timestamp with its zone: the text as
-    written (normalised) and the instant from which the waiver no longer applies."""
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
-        except ValueError:
-            raise PolicyError(path, line, f"{where}: expected a date (2026-12-31) or a timestamp with "
-                              f"its zone (2026-12-31T18:00:00Z), got {text!r}") from None
-    if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise PolicyError(path, line, f"{where}: a timestamp needs its zone (Z or +HH:MM), got "
-                              f"{value.isoformat()!r}")
-        return value.isoformat().replace("+00:00", "Z"), value.timestamp()
-    if isinstance(value, date):
-        end = datetime.combine(value + timedelta(days=1), time(), timezone.utc)
-        return value.isoformat(), end.timestamp()
-    raise PolicyError(path, line, f"{where}: expected a date (2026-12-31) or a timestamp with its zone "
-                      f"(2026-12-31T18:00:00Z), got {value!r}")
-
-
-USAGE_IDS = frozenset(c.id for c in USAGE_CHECKS)
-CATALOGUE_RANGE = (f"{min(CHECKS)}-{max(CHECKS)}, {min(USAGE_IDS)}-{max(USAGE_IDS)}; "
-                   "see docker-covenant checks")
