@@ -89,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
             parse_fail_on(args.fail_on)  # a usage error before the policy is read
         except ValueError as e:
             p.error(str(e))
+        sources = [name for name, given in (("--inspect", args.inspect), ("--compose", args.compose),
+                                            ("-H/--context", args.host or args.context)) if given]
+        if len(sources) > 1:  # each names what is judged: one, not one silently over another
+            p.error(f"{' and '.join(sources)} cannot be combined: give one of them")
+        if args.against and args.compose:
+            p.error("--against compares on running containers or --inspect output, not --compose")
     if args.metrics_address:
         try:
             parse_address(args.metrics_address)

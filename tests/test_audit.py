@@ -90,3 +90,15 @@ def test_checks_command_lists_the_catalogue():
     assert out.splitlines()[0].split() == ["ID", "CIS", "SEVERITY", "KEY", "PROFILES", "TITLE"]
     assert any(line.split()[:4] == ["CV026", "5.31", "high", "docker_socket_forbidden"]
                for line in out.splitlines())
+
+
+def test_audit_judges_one_source_at_a_time(tmp_path):
+    """--inspect, --compose and engines each name what is judged; given two, it says so."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    (tmp_path / "p.yml").write_text("debug: no\n")
+    for extra in (["--inspect", "x.json", "--compose", "c.yml"], ["--compose", "c.yml", "-H", "unix:///x"],
+                  ["--inspect", "-", "--context", "default"], ["--against", "p.yml", "--compose", "c.yml"]):
+        argv = [sys.executable, "-m", "covenant", "audit", "--config", str(tmp_path / "p.yml"), *extra]
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)
+        assert result.returncode == 2 and ("cannot be combined" in result.stderr
+                                           or "not --compose" in result.stderr), (extra, result.stderr)
