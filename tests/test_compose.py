@@ -313,3 +313,24 @@ def test_dotenv_as_compose_reads_it(tmp_path: Path) -> None:
         """)
     image = services(path, env={"F": "from-environment"}, model="own")[0].container["Config"]["Image"]
     assert image == "plain|single $A # kept|double plain\n|plain-more||from-environment"
+
+
+def test_dotenv_quotes_end_at_the_first_unescaped_quote(tmp_path: Path) -> None:
+    """A quoted value ends at its first unescaped quote, what follows being a comment (as
+    compose's dotenv reads it): ``"/etc" # "x"`` is /etc, not ``/etc" # "x`` -- a host path
+    judged under another name would have been a sensitive mount passed over."""
+    path = project(tmp_path, "services:\n  web:\n    image: busybox\n    volumes: [\"${SRC}:/x\"]\n"
+                   "    labels: {a: \"$A\", b: \"$B\", c: \"$C\"}\n", dotenv="""\
+        SRC="/etc" # the "host" one
+        A="tab\\there \\"q\\" \\\\ \\$HOME"
+        B='it\\'s' # kept
+        C="${SRC}"
+        """)
+    web = services(path, env={}, model="own")[0]
+    assert web.container["HostConfig"]["Binds"] == ["/etc:/x:rw"]
+    labels = web.container["Config"]["Labels"]
+    assert (labels["a"], labels["b"], labels["c"]) == ('tab\there "q" \\ $HOME', "it's", "/etc")
+    assert "CV007" in checks(web)
+    (tmp_path / "shop" / ".env").write_text('SRC="/etc\n')
+    with pytest.raises(ComposeError, match=r"\.env:1: unterminated quoted value"):
+        services(path, env={}, model="own")

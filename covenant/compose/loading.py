@@ -248,17 +248,44 @@ def read_dotenv(path: Path, env: Mapping[str, str]) -> dict[str, str]:
         value = value.strip()
         scope = {**found, **env}
         try:
-            if value[:1] == "'" and "'" in value[1:]:
-                value = value[1:value.index("'", 1)]
-            elif value[:1] == '"' and '"' in value[1:]:
-                inner = value[1:value.rindex('"')]
-                value = interpolate(inner.replace("\\n", "\n").replace('\\"', '"'), scope)
+            if value[:1] in ("'", '"'):
+                value = _quoted(value, scope)
             else:
                 value = interpolate(re.split(r"\s+#", value, maxsplit=1)[0].strip(), scope)
         except ValueError as e:
             raise ComposeError(str(path), number, str(e)) from None
         found[key] = value
     return found
+
+
+DOTENV_ESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
+
+
+def _quoted(value: str, scope: Mapping[str, str]) -> str:
+    """A quoted ``.env`` value as compose-go's dotenv parser reads it: up to the first
+    quote not escaped by a backslash (what follows is a comment), a backslash kept before
+    any other character; in double quotes ``\\n``, ``\\r``, ``\\t`` expanded, other escapes
+    unescaped and ``${VAR}`` interpolated. A value whose quote does not close on its line
+    (compose reads on, across lines) is refused rather than read otherwise."""
+    quote, chars, escaped = value[0], [], False
+    for char in value[1:]:
+        if char == quote and not escaped:
+            break
+        if char == "\\" and not escaped:
+            escaped = True
+            continue
+        if escaped and char != quote:
+            chars.append("\\")
+        chars.append(char)
+        escaped = False
+    else:
+        raise ValueError(f"unterminated quoted value {value!r} (a value across lines is not read here)")
+    text = "".join(chars)
+    if quote == "'":
+        return text
+    text = re.sub(r"\\(.)", lambda m: DOTENV_ESCAPES.get(m.group(1), "$$" if m.group(1) == "$" else m.group(1)),
+                  text)
+    return interpolate(text, scope)
 
 
 def normalise_project_name(name: str) -> str:
