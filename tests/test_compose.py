@@ -334,3 +334,66 @@ def test_dotenv_quotes_end_at_the_first_unescaped_quote(tmp_path: Path) -> None:
     (tmp_path / "shop" / ".env").write_text('SRC="/etc\n')
     with pytest.raises(ComposeError, match=r"\.env:1: unterminated quoted value"):
         services(path, env={}, model="own")
+
+
+def test_booleans_as_compose_casts_them(tmp_path: Path) -> None:
+    """A string boolean (``"false"``, ``${RO}``) is compose's ``toBoolean``, not Python's
+    truth of a non-empty string: a read-write bind of /etc written ``read_only: "false"``
+    and a bind volume marked ``external: "false"`` were both passed over."""
+    path = project(tmp_path, """\
+        services:
+          web:
+            image: busybox
+            privileged: "${PRIV:-off}"
+            volumes:
+              - {type: bind, source: /etc, target: /x, read_only: "${RO:-false}"}
+              - {type: bind, source: /srv/a, target: /a, read_only: "Yes"}
+              - hostdata:/data
+        volumes:
+          hostdata:
+            external: "false"
+            driver_opts: {type: none, o: bind, device: /var/run/docker.sock}
+        """)
+    web = services(path, env={}, model="own")[0]
+    assert [(m["Source"], m["ReadOnly"]) for m in web.container["HostConfig"]["Mounts"]] == [
+        ("/etc", False), ("/srv/a", True)]
+    assert web.container["HostConfig"]["Privileged"] is False
+    assert {"CV007", "CV026"} <= set(checks(web))
+    assert services(path, env={"PRIV": "ON"}, model="own")[0].container["HostConfig"]["Privileged"] is True
+    with pytest.raises(ComposeError, match=r"services\.web\.privileged: expected a boolean, got 'maybe'"):
+        services(path, env={"PRIV": "maybe"}, model="own")
+
+
+def test_short_volume_options_a_later_one_wins(tmp_path: Path) -> None:
+    """compose-go reads ``ro,rw`` as read-write and ``slave,rshared`` as rshared (the last
+    wins); the first was taken, so /etc read-write and shared propagation went unseen."""
+    path = project(tmp_path, """\
+        services:
+          web:
+            image: busybox
+            volumes: ["/etc:/x:ro,rw", "/srv/a:/a:rw,ro", "/srv/b:/b:slave,rshared", "/srv/c:/c:z,Z"]
+        """)
+    web = services(path, env={}, model="own")[0]
+    assert web.container["HostConfig"]["Binds"] == ["/etc:/x:rw", "/srv/a:/a:ro", "/srv/b:/b:rw,rshared",
+                                                    "/srv/c:/c:rw,Z"]
+    assert {"CV007", "CV020"} <= set(checks(web))
+
+
+def test_symbolic_links_in_the_project_folder_are_followed(tmp_path: Path) -> None:
+    """A bind source reached through a link in the project's folder (the checkout the file
+    comes with) is judged as where the link leads, as dockerd mounts it: ``./conf`` a link
+    to /etc is a bind of /etc. A path outside the folder is the deploy host's, left as
+    written."""
+    path = project(tmp_path, """\
+        services:
+          web: {image: busybox, volumes: ["./conf:/x", "./deep/../conf/ssh:/y:ro", "/srv/x:/z"]}
+          side: {image: busybox, volumes_from: [web], read_only: true}
+        """)
+    (tmp_path / "shop" / "conf").symlink_to("/etc")
+    (tmp_path / "shop" / "deep").mkdir()
+    found = by_service(services(path, env={}, model="own"))
+    assert found["web"].lookups is not None
+    assert found["web"].lookups.real_paths == {f"{tmp_path}/shop/conf": "/etc",
+                                               f"{tmp_path}/shop/conf/ssh": "/etc/ssh"}
+    assert any("sensitive host directory mounted read-write: /etc" in m for m in messages(found["web"]))
+    assert any("/etc" in m and "sensitive" in m for m in messages(found["side"]))

@@ -16,6 +16,7 @@ in at create -- is not known here: a service is judged on what the file sets.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..reach import Lookups, mounts
+from ..reach import Lookups, bind_sources, mounts
 from .loading import ComposeError, LineDict, Model
 
 SEPARATOR = "-"  # compose v2 (v1 used "_")
@@ -110,13 +111,12 @@ class _Reader:
             return out
         raise self.fail(key, "expected a mapping or a list of KEY=VALUE")
 
-    def boolean(self, key: str) -> bool:
-        value = self.data.get(key, False)
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
-            return value.lower() in ("true", "yes")
-        if not isinstance(value, bool):
-            raise self.fail(key, f"expected a boolean, got {value!r}")
-        return value
+    def boolean(self, key: str, value: Any = _UNSET, where: str = "") -> bool:
+        value = self.data.get(key, False) if value is _UNSET else value
+        try:
+            return to_bool(value)
+        except ValueError as e:
+            raise self.fail(where or key, str(e)) from None
 
     def size(self, key: str, value: Any = _UNSET, where: str = "") -> int:
         value = self.data.get(key) if value is _UNSET else value
@@ -146,6 +146,28 @@ def _scalar(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)
+
+
+TRUE, FALSE = ("y", "yes", "true", "on"), ("n", "no", "false", "off")
+
+
+def to_bool(value: Any) -> bool:
+    """A boolean as compose reads one: YAML's, or a string (``${RO}``, ``"false"``) as
+    compose-go's ``toBoolean`` casts it -- ``y``/``yes``/``true``/``on`` and ``n``/``no``/
+    ``false``/``off`` in any case; anything else refused (never Python's truth of a
+    non-empty string, which made ``read_only: "false"`` read-only). Absent is false."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in TRUE + FALSE:
+        return value.lower() in TRUE
+    raise ValueError(f"expected a boolean, got {value!r}")
+
+
+def _flag(model: Model, value: Any, where: str) -> bool:
+    try:
+        return to_bool(value)
+    except ValueError as e:
+        raise ComposeError(model.path, None, f"{where}: {e}") from None
 
 
 def to_bytes(value: Any) -> int:
@@ -316,7 +338,7 @@ def _network_mode(r: _Reader, model: Model, names: Mapping[str, str]) -> str:
     entry = declared.get(first) or {}
     if isinstance(entry, dict) and entry.get("name"):
         return str(entry["name"])
-    if isinstance(entry, dict) and entry.get("external"):
+    if isinstance(entry, dict) and _flag(model, entry.get("external"), f"networks.{first}.external"):
         return first
     return f"{model.name}_{first}"
 
@@ -420,7 +442,7 @@ def _healthcheck(r: _Reader) -> dict[str, Any] | None:
     test = check.get("test")
     if isinstance(test, str):
         test = ["CMD-SHELL", test]
-    if check.get("disable") in (True, "true"):
+    if r.boolean("healthcheck", check.get("disable"), "healthcheck.disable"):
         test = ["NONE"]
     out: dict[str, Any] = {"Test": [str(t) for t in test or []] or None}
     for key, field in (("interval", "Interval"), ("timeout", "Timeout"), ("start_period", "StartPeriod"),
@@ -508,11 +530,11 @@ def _volumes(r: _Reader, model: Model) -> tuple[list[str], list[dict[str, Any]]]
         target = posixpath.normpath(str(volume.get("target") or ""))
         targets.add(target)
         kind = volume.get("type") or "volume"
-        read_only = bool(volume.get("read_only"))
+        read_only = r.boolean("volumes", volume.get("read_only"), "volumes.read_only")
         bind = volume.get("bind") or {}
         if kind == "bind":
             source = _host_path(str(volume.get("source") or ""), model.directory)
-            if bind.get("create_host_path"):
+            if r.boolean("volumes", bind.get("create_host_path"), "volumes.bind.create_host_path"):
                 opts = ["ro" if read_only else "rw"]
                 opts += [str(bind[k]) for k in ("selinux", "propagation") if bind.get(k)]
                 binds.append(f"{source}:{volume.get('target')}:{','.join(opts)}")
@@ -527,8 +549,8 @@ def _volumes(r: _Reader, model: Model) -> tuple[list[str], list[dict[str, Any]]]
             if isinstance(declared, dict) and str((declared.get("driver_opts") or {}).get("o")) == "bind":
                 # compose 2.26 (buildMountOptions): a volume whose driver_opts say exactly
                 # o=bind goes as a bind string naming the volume, which dockerd reads as the volume
-                opts = ["ro" if read_only else "rw"] + (["nocopy"] if (volume.get("volume") or {}).get(
-                    "nocopy") else [])
+                nocopy = r.boolean("volumes", (volume.get("volume") or {}).get("nocopy"), "volumes.volume.nocopy")
+                opts = ["ro" if read_only else "rw"] + (["nocopy"] if nocopy else [])
                 binds.append(f"{_volume_name(model, source)}:{volume.get('target')}:{','.join(opts)}")
                 continue
             specs.append({"Type": "volume", "Source": _volume_name(model, source) if source else "",
@@ -567,14 +589,16 @@ def _long_volume(r: _Reader, model: Model, entry: Any) -> Mapping[str, Any]:
     source, target = parts[0], parts[1]
     options = parts[2].split(",") if len(parts) == 3 else []
     is_path = source.startswith(("/", ".", "~"))
+    # compose-go reads the options in order, a later one overriding: "ro,rw" is read-write
+    modes = [o for o in options if o in ("ro", "rw")]
     out: dict[str, Any] = {"type": "bind" if is_path else "volume", "source": source, "target": target,
-                           "read_only": "ro" in options}
+                           "read_only": modes[-1:] == ["ro"]}
     if is_path:
         bind: dict[str, Any] = {"create_host_path": True}
-        if prop := next((o for o in options if o in PROPAGATIONS), None):
-            bind["propagation"] = prop
-        if selinux := next((o for o in options if o in ("z", "Z")), None):
-            bind["selinux"] = selinux
+        if props := [o for o in options if o in PROPAGATIONS]:
+            bind["propagation"] = props[-1]
+        if selinux := [o for o in options if o in ("z", "Z")]:
+            bind["selinux"] = selinux[-1]
         out["bind"] = bind
     return out
 
@@ -594,7 +618,7 @@ def _volume_name(model: Model, key: str) -> str:
     entry = declared.get(key) or {}
     if isinstance(entry, dict) and entry.get("name"):
         return str(entry["name"])
-    if isinstance(entry, dict) and entry.get("external"):
+    if isinstance(entry, dict) and _flag(model, entry.get("external"), f"volumes.{key}.external"):
         return key
     return f"{model.name}_{key}"
 
@@ -624,7 +648,7 @@ def volume_lookups(model: Model) -> dict[str, dict[str, Any]]:
     out = {}
     for key, declared in (model.data.get("volumes") or {}).items():
         entry = declared or {}
-        if not isinstance(entry, dict) or entry.get("external"):
+        if not isinstance(entry, dict) or _flag(model, entry.get("external"), f"volumes.{key}.external"):
             continue
         name = _volume_name(model, str(key))
         out[name] = {"Name": name, "Driver": str(entry.get("driver") or "local"),
@@ -632,10 +656,21 @@ def volume_lookups(model: Model) -> dict[str, dict[str, Any]]:
     return out
 
 
+def real_paths(model: Model, sources: list[str]) -> dict[str, str]:
+    """The bind sources inside the project's folder that a symbolic link there leads
+    elsewhere, with where: the folder is the checkout the file comes with, so its links are
+    the deploy's (``./data`` a link to ``/etc`` is a bind of ``/etc``). Paths outside it
+    are the deploy host's, not this machine's to resolve."""
+    root = model.directory.rstrip("/") + "/"
+    return {path: real for path in sources
+            if path.startswith(root) and (real := os.path.realpath(path)) != path}
+
+
 def _lookups(model: Model, container: Mapping[str, Any], built: Mapping[str, Mapping[str, Any]],
              names: Mapping[str, str]) -> Lookups | None:
     """The project's volumes this container mounts, and the services' containers it names
-    (those with their own mounts resolved, as a created container's ``Mounts`` are)."""
+    (those with their own mounts resolved, as a created container's ``Mounts`` are), and
+    where the symbolic links in the project's folder lead its bind sources."""
     from ..reach import references  # the core's own list of what to look up
 
     volume_names, refs = references(container)
@@ -651,8 +686,11 @@ def _lookups(model: Model, container: Mapping[str, Any], built: Mapping[str, Map
         other = by_name[ref]
         other_volumes, other_refs = references(other)
         inner = Lookups(volumes={n: volumes[n] for n in other_volumes if n in volumes})
+        inner = Lookups(volumes=inner.volumes, real_paths=real_paths(model, bind_sources(other, inner)))
         found_containers[ref] = {**other, "Mounts": mounts(other, inner)}
         pending += other_refs
-    if not found_volumes and not found_containers:
+    found = Lookups(volumes=found_volumes, containers=found_containers)
+    links = real_paths(model, bind_sources(container, found))
+    if not found_volumes and not found_containers and not links:
         return None
-    return Lookups(volumes=found_volumes, containers=found_containers)
+    return Lookups(volumes=found_volumes, containers=found_containers, real_paths=links)
