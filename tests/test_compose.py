@@ -267,7 +267,10 @@ def test_long_volumes_secrets_and_named_binds(tmp_path: Path) -> None:
     assert not any("sensitive" in m for m in found)  # /var/log is not sensitive, and read-only anyway
 
 
-def test_unknown_keys_are_listed_not_passed_over(tmp_path: Path) -> None:
+def test_keys_not_judged_fail_closed(tmp_path: Path) -> None:
+    """A key that may change the container but is not judged makes the file one that
+    cannot be judged (exit status 2), not a pass with a note: ``extends`` made a privileged
+    service's copy pass, ``include`` brought in services never judged."""
     path = project(tmp_path, """\
         include: [other.yml]
         x-defaults: {}
@@ -278,12 +281,41 @@ def test_unknown_keys_are_listed_not_passed_over(tmp_path: Path) -> None:
             x-note: ignored by compose
             environment: [A=1]
             deploy: {replicas: 1, resources: {}, endpoint_mode: vip, placement: {}}
+            storage_opt: {size: 1G}
           base:
             image: b
-            gpus: all
+            privileged: true
+            post_start: [{command: id, privileged: true}]
         """)
     assert not_judged(load(path, env={}, model="own")) == ["include (top level)", "web.extends",
-                                                           "base.gpus"]
+                                                           "base.post_start"]
+    with pytest.raises(ComposeError) as e:
+        services(path, env={}, model="own")
+    assert str(e.value) == (
+        f"{path}:1: not judged, and compose may change the container with it: include (top level), "
+        "web.extends, base.post_start (compose itself resolves `extends` and `include`: with `docker compose` "
+        "or docker-compose v2 on PATH they are judged)")
+    clean = project(tmp_path, "services:\n  web:\n    image: a\n    deploy: {mode: global, bogus: 1}\n",
+                    folder="other")
+    with pytest.raises(ComposeError, match=r"docker-compose.yml:4: not judged.*: web.deploy.bogus$"):
+        services(clean, env={}, model="own")
+
+
+def test_gpus_are_device_requests(tmp_path: Path) -> None:
+    """``gpus`` (read by compose 2.26, sent by later ones) as the device requests compose
+    sends for it: CV019, not a key passed over."""
+    path = project(tmp_path, """\
+        services:
+          one: {image: a, gpus: all}
+          two: {image: a, gpus: [{driver: nvidia, count: 2, capabilities: [compute]}, {device_ids: ["0"]}]}
+        """)
+    found = by_service(services(path, env={}, model="own"))
+    assert found["one"].container["HostConfig"]["DeviceRequests"] == [
+        {"Driver": "", "Count": -1, "DeviceIDs": None, "Capabilities": [["gpu"]], "Options": None}]
+    assert [(d["Driver"], d["Count"], d["DeviceIDs"], d["Capabilities"])
+            for d in found["two"].container["HostConfig"]["DeviceRequests"]] == [
+        ("nvidia", 2, None, [["compute", "gpu"]]), ("", 0, ["0"], [["gpu"]])]
+    assert all("CV019" in checks(s) for s in found.values())
 
 
 def test_selectors_see_the_compose_name_image_and_labels(tmp_path: Path) -> None:

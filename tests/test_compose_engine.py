@@ -378,7 +378,7 @@ def test_audit_compose_exit_status_and_output(compose: str, shop: Path) -> None:
                      "    storage_opt: {size: 1G}\n")
     passed = audit(shop, "--compose", str(clean), policy="debug: no\n")
     assert (passed.returncode, passed.stdout) == (0, "1 containers, all compliant\n"), passed.stderr
-    assert "not judged: ok.storage_opt" in passed.stderr
+    assert "not judged" not in passed.stderr  # storage_opt: a disk quota, which no check reads
 
     broken = shop / "broken.yml"
     broken.write_text("services:\n  web:\n    image: ${NEEDED:?set NEEDED}\n")
@@ -388,7 +388,22 @@ def test_audit_compose_exit_status_and_output(compose: str, shop: Path) -> None:
             "missing a value: set NEEDED") in failed.stderr
     unknown = shop / "unknown.yml"
     unknown.write_text("services:\n  ok:\n    image: busybox\n    bogus: 1\n")
-    assert "not judged: ok.bogus" in audit(shop, "--compose", str(unknown)).stderr
+    closed = audit(shop, "--compose", str(unknown))  # fails closed, as compose itself does below
+    assert closed.returncode == 2, closed.stderr
+    assert (f"{unknown}:4: not judged, and compose may change the container with it: ok.bogus"
+            in closed.stderr)
+    # extends: our reader cannot resolve it and says so (exit 2); compose resolves it, and
+    # the copy of a privileged service is judged privileged
+    extended = shop / "extended.yml"
+    extended.write_text("services:\n  base:\n    image: busybox\n    privileged: true\n"
+                        "  copy:\n    extends: base\n")
+    closed = audit(shop, "--compose", str(extended), policy="debug: no\n")
+    assert closed.returncode == 2 and "copy.extends (compose itself resolves" in closed.stderr, closed.stderr
+    resolved = audit(shop, "--compose", str(extended), "--format", "json", policy="debug: no\n",
+                     path=f"{Path(compose).parent}:/usr/sbin:/usr/bin:/sbin:/bin")
+    assert resolved.returncode == 1, resolved.stderr
+    assert {r["name"]: "CV001" in [v["check"] for v in r["violations"]]
+            for r in json.loads(resolved.stdout)} == {"shopapp-base-1": True, "shopapp-copy-1": True}
     with_compose = f"{Path(compose).parent}:/usr/sbin:/usr/bin:/sbin:/bin"
     refused = audit(shop, "--compose", str(unknown), path=with_compose)
     assert refused.returncode == 2, refused.stderr  # compose itself refuses a key it does not know

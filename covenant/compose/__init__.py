@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from ..policy import Policy
 from ..reports import rows
-from .convert import JUDGED, NO_EFFECT, ComposeService, convert, not_judged
+from .convert import JUDGED, NO_EFFECT, ComposeService, convert
 from .loading import ComposeError, Model, load, service_lines
 
 __all__ = ["JUDGED", "NO_EFFECT", "ComposeError", "ComposeService", "Model", "audit_rows", "load",
@@ -38,7 +38,8 @@ def audit_rows(policy: Policy, path: str, project_name: str | None = None,
     """``audit --compose``: one row per container, in ``audit``'s row shape (so its table
     and JSON serve unchanged), each naming its service, file and the service's line there
     (SARIF's location). ``notes`` gets one line
-    saying whose model was judged, then compose's warnings and the keys not judged."""
+    saying whose model was judged, then compose's warnings. A key that may change the
+    container but is not judged is a :class:`ComposeError` (exit status 2)."""
     project = load(path, project_name, env, model)
     found = convert(project)
     if notes is not None:
@@ -48,8 +49,6 @@ def audit_rows(policy: Policy, path: str, project_name: str | None = None,
                     f"model from {reader}\n")
         for warning in project.warnings:
             notes.write(f"docker-covenant: compose: warning: {warning}\n")
-        if skipped := not_judged(project):
-            notes.write(f"docker-covenant: compose: not judged: {', '.join(skipped)}\n")
     lines = service_lines(path)
     judged = rows(policy.decide(s.container, s.lookups) for s in found)
     return [{**row, "service": s.service, "file": path,

@@ -35,7 +35,7 @@ JUDGED = frozenset({
     "mem_reservation", "cpus", "cpu_shares", "cpu_quota", "cpu_period", "cpuset", "pids_limit", "deploy",
     "ulimits", "healthcheck", "restart", "devices", "device_cgroup_rules", "ports", "sysctls", "labels",
     "init", "shm_size", "image", "build", "container_name", "volumes_from", "secrets", "configs", "scale",
-    "group_add", "runtime", "oom_kill_disable", "volume_driver",
+    "group_add", "runtime", "oom_kill_disable", "volume_driver", "gpus",
 })
 # Keys compose understands that change nothing any check reads: what runs, its environment,
 # names and addresses on compose's networks, logging, start order.
@@ -44,6 +44,9 @@ NO_EFFECT = frozenset({
     "networks", "dns", "dns_search", "dns_opt", "extra_hosts", "logging", "stop_signal", "stop_grace_period",
     "tty", "stdin_open", "profiles", "depends_on", "links", "external_links", "mac_address", "annotations",
     "platform", "pull_policy", "develop", "attach", "oom_score_adj", "mem_swappiness", "labels_file",
+    # resources no check reads, and Windows' own (dockerd on Linux refuses other values)
+    "blkio_config", "cpu_count", "cpu_percent", "cpu_rt_period", "cpu_rt_runtime", "storage_opt",
+    "credential_spec", "isolation",
 })
 # Top-level keys: ``include`` (other files' services) is the one compose acts on that is not read.
 TOP_LEVEL = frozenset({"version", "name", "services", "volumes", "networks", "secrets", "configs"})
@@ -221,19 +224,43 @@ def replicas(r: _Reader) -> int:
 
 
 def not_judged(model: Model) -> list[str]:
-    """``service.key`` of every key no check reads and compose may act on: listed, never
-    silently passed over. Extension keys (``x-...``) are compose's own comments."""
-    found = [f"{key} (top level)" for key in model.data
+    """``service.key`` of every key that is neither judged nor known to change nothing a
+    check reads: compose may act on it (``extends``, ``include``, a key of a newer
+    compose), so :func:`convert` refuses the file. Extension keys (``x-...``) are compose's
+    own comments."""
+    return [label for label, _ in _not_judged(model)]
+
+
+def _not_judged(model: Model) -> list[tuple[str, int | None]]:
+    def line(data: Any, key: str) -> int | None:
+        return data.line_of(key) if isinstance(data, LineDict) else None
+
+    found = [(f"{key} (top level)", line(model.data, key)) for key in model.data
              if key not in TOP_LEVEL and not str(key).startswith("x-")]
     for service, data in (model.data.get("services") or {}).items():
         for key in data:
             if str(key).startswith("x-") or key in JUDGED or key in NO_EFFECT:
                 continue
-            found.append(f"{service}.{key}")
+            found.append((f"{service}.{key}", line(data, key)))
         deploy = data.get("deploy")
         if isinstance(deploy, dict):
-            found += [f"{service}.deploy.{k}" for k in deploy if k not in DEPLOY_READ | DEPLOY_NO_EFFECT]
+            found += [(f"{service}.deploy.{k}", line(data, "deploy")) for k in deploy
+                      if k not in DEPLOY_READ | DEPLOY_NO_EFFECT]
     return found
+
+
+def refuse_not_judged(model: Model) -> None:
+    """Fail closed: a key that may change the container but is not judged makes the file
+    one that cannot be judged (exit status 2), never a pass with a note."""
+    found = _not_judged(model)
+    if not found:
+        return
+    labels = [label for label, _ in found]
+    resolved_by_compose = any(label.endswith((".extends", "include (top level)")) for label in labels)
+    hint = (" (compose itself resolves `extends` and `include`: with `docker compose` or docker-compose v2 "
+            "on PATH they are judged)" if resolved_by_compose and not model.tool else "")
+    raise ComposeError(model.path, found[0][1], f"not judged, and compose may change the container with it: "
+                       f"{', '.join(labels)}{hint}")
 
 
 def convert(model: Model) -> list[ComposeService]:
@@ -241,6 +268,7 @@ def convert(model: Model) -> list[ComposeService]:
     ``config`` lists them), each with
     the lookups of what it references (another service's container by ``service:X``/
     ``volumes_from``, the project's named volumes with their driver options)."""
+    refuse_not_judged(model)
     services: Mapping[str, Any] = dict(sorted((model.data.get("services") or {}).items()))
     names = {s: container_name(model, s, d) for s, d in services.items()}
     built: dict[str, dict[str, Any]] = {}
@@ -401,7 +429,27 @@ def _resources(r: _Reader) -> dict[str, Any]:
                      "Options": dev.get("options") or None}
                     for dev in reservations.get("devices") or [] if isinstance(dev, dict)]
         out["DeviceRequests"] = requests or None
+    if gpus := _gpus(r):
+        out["DeviceRequests"] = [*(out["DeviceRequests"] or []), *gpus]
     return out
+
+
+def _gpus(r: _Reader) -> list[dict[str, Any]]:
+    """``gpus`` as compose sends it from 2.27 on (2.26 reads the key but sends nothing):
+    one device request each, ``gpu`` among its capabilities; ``all`` is every GPU. Judged
+    so whatever compose deploys it (CV019)."""
+    value = r.data.get("gpus")
+    if value is None:
+        return []
+    if value == "all":
+        value = [{"count": -1}]
+    if not isinstance(value, list) or not all(isinstance(g, dict) for g in value):
+        raise r.fail("gpus", f"expected `all` or a list of mappings, got {value!r}")
+    return [{"Driver": str(g.get("driver") or ""),
+             "Count": -1 if str(g.get("count")) == "all" else r.integer("gpus", g.get("count"), "gpus.count"),
+             "DeviceIDs": [str(i) for i in g.get("device_ids") or []] or None,
+             "Capabilities": [[*(str(c) for c in g.get("capabilities") or []), "gpu"]],
+             "Options": g.get("options") or None} for g in value]
 
 
 def _devices(r: _Reader) -> list[dict[str, str]]:
