@@ -293,8 +293,8 @@ def test_keys_not_judged_fail_closed(tmp_path: Path) -> None:
         services(path, env={}, model="own")
     assert str(e.value) == (
         f"{path}:1: not judged, and compose may change the container with it: include (top level), "
-        "web.extends, base.post_start (compose itself resolves `extends` and `include`: with `docker compose` "
-        "or docker-compose v2 on PATH they are judged)")
+        "web.extends, base.post_start (compose itself resolves `extends` and `include`: with "
+        "`docker compose` or docker-compose v2 on PATH they are judged)")
     clean = project(tmp_path, "services:\n  web:\n    image: a\n    deploy: {mode: global, bogus: 1}\n",
                     folder="other")
     with pytest.raises(ComposeError, match=r"docker-compose.yml:4: not judged.*: web.deploy.bogus$"):

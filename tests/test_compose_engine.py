@@ -392,8 +392,17 @@ def test_audit_compose_exit_status_and_output(compose: str, shop: Path) -> None:
     assert closed.returncode == 2, closed.stderr
     assert (f"{unknown}:4: not judged, and compose may change the container with it: ok.bogus"
             in closed.stderr)
-    # extends: our reader cannot resolve it and says so (exit 2); compose resolves it, and
-    # the copy of a privileged service is judged privileged
+    with_compose = f"{Path(compose).parent}:/usr/sbin:/usr/bin:/sbin:/bin"
+    refused = audit(shop, "--compose", str(unknown), path=with_compose)
+    assert refused.returncode == 2, refused.stderr  # compose itself refuses a key it does not know
+    assert f"{compose} config: " in refused.stderr and "bogus" in refused.stderr
+    missing = audit(shop, "--compose", str(shop / "nothing.yml"))
+    assert missing.returncode == 2 and "nothing.yml: no such file" in missing.stderr
+
+
+def test_extends_fails_closed_on_our_reader_and_is_judged_by_compose(compose: str, shop: Path) -> None:
+    """Our reader cannot resolve ``extends`` and says so (exit 2); compose resolves it, and
+    the copy of a privileged service is judged privileged."""
     extended = shop / "extended.yml"
     extended.write_text("services:\n  base:\n    image: busybox\n    privileged: true\n"
                         "  copy:\n    extends: base\n")
@@ -404,9 +413,3 @@ def test_audit_compose_exit_status_and_output(compose: str, shop: Path) -> None:
     assert resolved.returncode == 1, resolved.stderr
     assert {r["name"]: "CV001" in [v["check"] for v in r["violations"]]
             for r in json.loads(resolved.stdout)} == {"shopapp-base-1": True, "shopapp-copy-1": True}
-    with_compose = f"{Path(compose).parent}:/usr/sbin:/usr/bin:/sbin:/bin"
-    refused = audit(shop, "--compose", str(unknown), path=with_compose)
-    assert refused.returncode == 2, refused.stderr  # compose itself refuses a key it does not know
-    assert f"{compose} config: " in refused.stderr and "bogus" in refused.stderr
-    missing = audit(shop, "--compose", str(shop / "nothing.yml"))
-    assert missing.returncode == 2 and "nothing.yml: no such file" in missing.stderr

@@ -597,7 +597,8 @@ def _volumes(r: _Reader, model: Model) -> tuple[list[str], list[dict[str, Any]]]
             if isinstance(declared, dict) and str((declared.get("driver_opts") or {}).get("o")) == "bind":
                 # compose 2.26 (buildMountOptions): a volume whose driver_opts say exactly
                 # o=bind goes as a bind string naming the volume, which dockerd reads as the volume
-                nocopy = r.boolean("volumes", (volume.get("volume") or {}).get("nocopy"), "volumes.volume.nocopy")
+                nocopy = r.boolean("volumes", (volume.get("volume") or {}).get("nocopy"),
+                                   "volumes.volume.nocopy")
                 opts = ["ro" if read_only else "rw"] + (["nocopy"] if nocopy else [])
                 binds.append(f"{_volume_name(model, source)}:{volume.get('target')}:{','.join(opts)}")
                 continue

@@ -283,8 +283,10 @@ def _quoted(value: str, scope: Mapping[str, str]) -> str:
     text = "".join(chars)
     if quote == "'":
         return text
-    text = re.sub(r"\\(.)", lambda m: DOTENV_ESCAPES.get(m.group(1), "$$" if m.group(1) == "$" else m.group(1)),
-                  text)
+    def unescape(m: re.Match[str]) -> str:
+        return DOTENV_ESCAPES.get(m.group(1), "$$" if m.group(1) == "$" else m.group(1))
+
+    text = re.sub(r"\\(.)", unescape, text)
     return interpolate(text, scope)
 
 
