@@ -429,3 +429,42 @@ def test_symbolic_links_in_the_project_folder_are_followed(tmp_path: Path) -> No
                                                f"{tmp_path}/shop/conf/ssh": "/etc/ssh"}
     assert any("sensitive host directory mounted read-write: /etc" in m for m in messages(found["web"]))
     assert any("/etc" in m and "sensitive" in m for m in messages(found["side"]))
+
+
+@pytest.mark.parametrize(("files", "dotenv", "error"), [
+    ({"compose.override.yaml": "services:\n  web: {privileged: true}\n"}, "",
+     "`docker compose up` in {folder} merges compose.override.yaml over this file, and that is not judged"),
+    ({"docker-compose.override.yml": "services: {}\n"}, "", "merges docker-compose.override.yml"),
+    ({"compose.yaml": "services:\n  web: {image: a, privileged: true}\n"}, "",
+     "`docker compose up` in {folder} reads compose.yaml, not this file"),
+    ({"evil.yml": "services:\n  web: {pid: host}\n"}, "COMPOSE_FILE=docker-compose.yml:evil.yml\n",
+     "COMPOSE_FILE=docker-compose.yml:evil.yml (.env or the environment) has `docker compose up` read "
+     "{folder}/docker-compose.yml, {folder}/evil.yml, not this file alone"),
+    ({"evil.yml": "services: {}\n"}, "COMPOSE_FILE=evil.yml\n",
+     "read {folder}/evil.yml, not this file alone"),
+])
+def test_files_compose_reads_with_it_fail_closed(tmp_path: Path, files: dict[str, str], dotenv: str,
+                                                  error: str) -> None:
+    """``docker compose up`` in the folder merges an override file over a default-named one,
+    picks ``compose.yaml`` over ``docker-compose.yml``, and reads ``COMPOSE_FILE`` from
+    ``.env``: each deployed a privileged container while this file alone was judged."""
+    path = project(tmp_path, "services:\n  web: {image: a}\n", dotenv=dotenv)
+    folder = tmp_path / "shop"
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    with pytest.raises(ComposeError) as e:
+        services(path, env={}, model="own")
+    assert error.format(folder=folder) in str(e.value)
+
+
+def test_other_files_that_do_not_change_what_is_deployed(tmp_path: Path) -> None:
+    """A file of another name is deployed with ``-f``: the default files beside it, or a
+    ``COMPOSE_FILE`` that does not list it, are not its; ``COMPOSE_FILE`` naming exactly
+    the file is fine."""
+    path = project(tmp_path, "services:\n  web: {image: a}\n", dotenv="COMPOSE_FILE=./docker-compose.yml\n")
+    assert [s.name for s in services(path, env={}, model="own")] == ["shop-web-1"]
+    folder = tmp_path / "shop"
+    (folder / "prod.yml").write_text("services:\n  web: {image: b}\n")
+    (folder / "compose.override.yaml").write_text("services: {}\n")
+    prod = services(str(folder / "prod.yml"), env={}, model="own")
+    assert [s.container["Config"]["Image"] for s in prod] == ["b"]

@@ -413,3 +413,29 @@ def test_extends_fails_closed_on_our_reader_and_is_judged_by_compose(compose: st
     assert resolved.returncode == 1, resolved.stderr
     assert {r["name"]: "CV001" in [v["check"] for v in r["violations"]]
             for r in json.loads(resolved.stdout)} == {"shopapp-base-1": True, "shopapp-copy-1": True}
+
+
+@pytest.mark.parametrize(("files", "dotenv"), [
+    ({"compose.override.yaml": "services:\n  web: {privileged: true}\n"}, ""),
+    ({"compose.yaml": "services:\n  web: {image: busybox, privileged: true}\n"}, ""),
+    ({"evil.yml": "services:\n  web: {privileged: true}\n"}, "COMPOSE_FILE=docker-compose.yml:evil.yml\n"),
+], ids=["override", "compose.yaml-first", "COMPOSE_FILE"])
+def test_files_compose_reads_beside_the_judged_one_fail_closed(compose: str, tmp_path: Path,
+                                                              files: dict[str, str], dotenv: str) -> None:
+    """What ``docker compose up`` reads in the folder (compose itself, without ``-f``) is
+    privileged where the judged file is not: both readers refuse to judge the file alone."""
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    (folder / "docker-compose.yml").write_text("services:\n  web: {image: busybox}\n")
+    (folder / ".env").write_text(dotenv)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    read = subprocess.run([compose, "config", "--format", "json"], capture_output=True, text=True, env=env,
+                          cwd=folder, timeout=60, check=True)
+    assert json.loads(read.stdout)["services"]["web"]["privileged"] is True  # what up would create
+    with_compose = f"{Path(compose).parent}:/usr/sbin:/usr/bin:/sbin:/bin"
+    for path in ("", with_compose):
+        judged = audit(folder, "--compose", str(folder / "docker-compose.yml"), path=path)
+        assert judged.returncode == 2, judged.stderr
+        assert "`docker compose up`" in judged.stderr and "this file" in judged.stderr, judged.stderr

@@ -28,6 +28,13 @@ NAME = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
 BRACED = re.compile(r"([_a-zA-Z][_a-zA-Z0-9]*)(?:(:?[-?+])(.*))?", re.S)
 PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 TOOL_TIMEOUT = 60.0
+# What ``docker compose up`` reads without ``-f`` (compose-go's cli options, 2.26): the
+# first of these in the folder, and the first override beside it, merged over it.
+DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+OVERRIDE_FILES = ("compose.override.yml", "compose.override.yaml", "docker-compose.override.yml",
+                  "docker-compose.override.yaml")
+MERGED_HINT = ("judge what compose merges instead: `docker compose config > merged.yml` where it is deployed "
+               "from, then audit merged.yml")
 
 
 class ComposeError(Exception):
@@ -423,14 +430,48 @@ def service_lines(path: str) -> dict[str, int]:
     return {}
 
 
+def refuse_other_files(path: str, env: Mapping[str, str] | None) -> None:
+    """Fail closed when ``docker compose up`` in the file's folder would not create the
+    containers of this file alone: ``COMPOSE_FILE`` (``.env`` or the environment) naming
+    other files, an override file beside a default-named one (merged over it), or another
+    default-named file that compose picks first. Each can make the deployed container
+    privileged while this file is judged compliant. A file of another name, which
+    ``COMPOSE_FILE`` does not list, is deployed with ``-f`` (alone)."""
+    here = Path(path).resolve()
+    folder = here.parent
+    variables = environment(path, env)
+    if listed := variables.get("COMPOSE_FILE"):
+        separator = variables.get("COMPOSE_PATH_SEPARATOR") or os.pathsep
+        files = [(folder / f).resolve() for f in listed.split(separator) if f]
+        # a file it does not name, and not compose's default, is deployed with -f alone
+        if files != [here] and (here in files or here.name in DEFAULT_FILES):
+            raise ComposeError(path, None, f"COMPOSE_FILE={listed} (.env or the environment) has `docker "
+                               f"compose up` read {', '.join(map(str, files))}, not this file alone: "
+                               f"{MERGED_HINT}")
+        return
+    if here.name not in DEFAULT_FILES:
+        return  # deployed with -f: only this file
+    first = next(name for name in DEFAULT_FILES if (folder / name).is_file())
+    if first != here.name:
+        raise ComposeError(path, None, f"`docker compose up` in {folder} reads {first}, not this file "
+                           "(compose picks the first of compose.yaml, compose.yml, docker-compose.yml, "
+                           "docker-compose.yaml)")
+    if overrides := [name for name in OVERRIDE_FILES if (folder / name).is_file()]:
+        raise ComposeError(path, None, f"`docker compose up` in {folder} merges {overrides[0]} over this "
+                           f"file, and that is not judged: {MERGED_HINT}")
+
+
 def load(path: str, project_name: str | None = None, env: Mapping[str, str] | None = None,
          model: str = "auto") -> Model:
     """The project's model: ``model="auto"`` asks compose itself where it is installed,
-    ``"own"`` always reads the file here, ``"tool"`` requires compose."""
+    ``"own"`` always reads the file here, ``"tool"`` requires compose. Refused when
+    compose, run in the file's folder, would read other files with it
+    (:func:`refuse_other_files`)."""
     if model not in ("auto", "own", "tool"):
         raise ValueError(model)
     if not os.path.isfile(path):
         raise ComposeError(path, None, "no such file")
+    refuse_other_files(path, env)
     tool = find_tool(env) if model != "own" else None
     if tool is not None:
         return tool_model(tool, path, project_name, env)
