@@ -468,3 +468,19 @@ def test_other_files_that_do_not_change_what_is_deployed(tmp_path: Path) -> None
     (folder / "compose.override.yaml").write_text("services: {}\n")
     prod = services(str(folder / "prod.yml"), env={}, model="own")
     assert [s.container["Config"]["Image"] for s in prod] == ["b"]
+
+
+def test_two_merge_keys_are_refused_as_compose_does(tmp_path: Path) -> None:
+    """yaml.v3 refuses a second ``<<`` in a mapping (compose 2.26: mapping key "<<" already
+    defined); PyYAML applied both, so our reader judged a file compose would not deploy."""
+    path = project(tmp_path, """\
+        x-a: &a {privileged: true}
+        x-b: &b {privileged: false}
+        services:
+          web:
+            <<: *a
+            <<: *b
+            image: busybox
+        """)
+    with pytest.raises(ComposeError, match=r"docker-compose\.yml:6: not YAML: mapping key '<<' already"):
+        services(path, env={}, model="own")

@@ -105,9 +105,9 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
 
 
 def _construct_map(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineDict:
-    seen: set[str] = set()  # a key written twice is an error to compose (yaml.v3), not a merge
-    for key_node, _ in node.value:
-        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+    seen: set[str] = set()  # a key written twice is an error to compose (yaml.v3), not a merge;
+    for key_node, _ in node.value:  # "<<" too (PyYAML would apply both, the later winning)
+        if not isinstance(key_node, yaml.ScalarNode):
             continue
         if key_node.value in seen:
             raise yaml.constructor.ConstructorError(
