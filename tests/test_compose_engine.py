@@ -439,3 +439,67 @@ def test_files_compose_reads_beside_the_judged_one_fail_closed(compose: str, tmp
         judged = audit(folder, "--compose", str(folder / "docker-compose.yml"), path=path)
         assert judged.returncode == 2, judged.stderr
         assert "`docker compose up`" in judged.stderr and "this file" in judged.stderr, judged.stderr
+
+
+BYPASSES = """\
+services:
+  rorw:
+    image: busybox
+    command: [sleep, "600"]
+    volumes: ["${OUTSIDE}:/x:ro,rw"]
+  strings:
+    image: busybox
+    command: [sleep, "600"]
+    volumes:
+      - {type: bind, source: "${OUTSIDE}", target: /x, read_only: "${RO:-false}"}
+      - hostdata:/data
+  link:
+    image: busybox
+    command: [sleep, "600"]
+    volumes: [./conf:/conf]
+volumes:
+  hostdata:
+    external: "false"
+    driver_opts: {type: none, o: bind, device: "${OUTSIDE}"}
+"""
+
+
+@ONE_ENGINE
+def test_former_bypasses_get_the_verdict_of_the_container_compose_creates(compose: str, tmp_path: Path,
+                                                                        dockerd, client) -> None:
+    """Files once judged compliant by our reader while compose created a container with a
+    sensitive host path read-write: ``ro,rw`` (the last option wins), a ``"false"`` string
+    (compose's toBoolean), ``external: "false"``, a link in the project folder. Each
+    container compose creates gets our verdict, from both readers."""
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (folder / "compose.yaml").write_text(BYPASSES)
+    (folder / ".env").write_text(f"OUTSIDE={outside}\n")
+    (folder / "conf").symlink_to(outside)
+    policy = parse_policy(f"debug: no\n'*':\n  sensitive_mounts_forbidden: yes\n"
+                          f"  sensitive_paths: [{outside}]\n", "<test>")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    tool_env = {**env, "PATH": f"{Path(compose).parent}:{env.get('PATH', '')}"}
+    ours = {s.name: s for s in services(str(folder / "compose.yaml"), env=env, model="own")}
+    theirs = {s.name: s for s in services(str(folder / "compose.yaml"), env=tool_env, model="tool")}
+    client.images.get(IMAGE).tag("busybox", "latest")
+    run = {**env, "DOCKER_HOST": dockerd.host}
+    try:
+        up = subprocess.run([compose, "up", "-d", "--no-color"], capture_output=True, text=True, env=run,
+                            cwd=folder, timeout=180, check=False)
+        assert up.returncode == 0, up.stderr
+        engine = DockerEngine(host=dockerd.host, timeout=30.0)
+        for name, s in ours.items():
+            created = engine.container(name)
+            real = [v.check for v in policy.decide(created, look_up(engine, created)).violations]
+            assert "CV007" in real, name
+            assert [v.check for v in policy.decide(s.container, s.lookups).violations] == real, name
+            assert [v.check for v in policy.decide(theirs[name].container, theirs[name].lookups).violations] \
+                == real, name
+    finally:
+        down = subprocess.run([compose, "down", "-v", "--timeout", "0"], capture_output=True, text=True,
+                              env=run, cwd=folder, timeout=180, check=False)
+        client.images.remove("busybox:latest")
+        assert down.returncode == 0, down.stderr
