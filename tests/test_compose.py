@@ -484,3 +484,30 @@ def test_two_merge_keys_are_refused_as_compose_does(tmp_path: Path) -> None:
         """)
     with pytest.raises(ComposeError, match=r"docker-compose\.yml:6: not YAML: mapping key '<<' already"):
         services(path, env={}, model="own")
+
+
+def test_scalars_as_yaml_v3_resolves_them(tmp_path: Path) -> None:
+    """compose-go's yaml.v3 makes ``yes``/``on`` strings and ``0`` -prefixed integers
+    octal: ``published: 01777`` is port 1023 (was 1777, so CV008 passed), a label
+    ``trusted: yes`` is ``yes`` (was ``true``, which a section ``label=trusted=true`` would
+    have relaxed), a service named ``on`` is ``on``."""
+    path = project(tmp_path, """\
+        services:
+          on:
+            image: a
+            privileged: yes
+            read_only: off
+            labels: {trusted: yes, a: on, b: True, c: 0o17, d: 1_000, e: 0x1F, f: 1e3, g: 012, h: 09,
+                     i: 2001-12-14}
+            ports: [{target: 80, published: 01777}]
+        """)
+    web = services(path, env={}, model="own")[0]
+    assert web.name == "shop-on-1"
+    labels = web.container["Config"]["Labels"]
+    assert [labels[k] for k in ["trusted", "a", "b", "c", "d", "e", "f", "g", "h", "i"]] == [
+        "yes", "on", "true", "15", "1000", "31", "1000", "10", "9", "2001-12-14"]
+    hc = web.container["HostConfig"]
+    assert (hc["Privileged"], hc["ReadonlyRootfs"]) == (True, False)
+    assert hc["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": "1023"}]}
+    relaxed = parse_policy("profile: strict\nlabel=trusted=true:\n  privileged: yes\n", "<test>")
+    assert {"CV001", "CV008"} <= set(checks(web, relaxed))

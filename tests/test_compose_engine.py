@@ -84,6 +84,7 @@ PROJECT = """\
         pid: "service:worker"
         volumes_from: ["web:ro"]
         read_only: true
+        labels: {trusted: yes, mode: 0644}
     volumes:
       data: {}
       hostdata:
@@ -226,7 +227,8 @@ def test_each_service_gets_the_verdict_of_the_container_compose_creates(brought_
             k: labels[k] for k in s.container["Config"]["Labels"]}, s.name
 
 
-# Corners of the syntax: ports without a host port or with host ranges, $$ and :+ in labels,
+# Corners of the syntax: ports without a host port or with host ranges (01777: octal, as yaml.v3
+# reads it), $$ and :+ in labels, yes and 0644 as yaml.v3 reads them (a string, octal 420),
 # a quoted .env value with a #, network priorities and names, replicas, ~ and .. in binds,
 # nocopy, external volumes, configs, volumes_from a container with :ro, service: IPC.
 EDGE = """\
@@ -244,10 +246,14 @@ services:
         host_ip: "::"
         published: 8443-8444
         protocol: tcp
+      - {target: 8080, published: 01777}
     labels:
       price: "$$5"
       alt: "${SET:+yes}"
       quoted: ${QUOTED}
+      flag: yes
+      mode: 0644
+      big: 1_000
     networks:
       front: {priority: 10}
       back: {priority: 100}

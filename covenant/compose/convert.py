@@ -146,8 +146,11 @@ class _Reader:
 
 
 def _scalar(value: Any) -> str:
+    """A value as the string compose makes of it (Go's formatting: ``1e3`` is ``1000``)."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
     return "" if value is None else str(value)
 
 
