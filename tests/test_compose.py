@@ -511,3 +511,11 @@ def test_scalars_as_yaml_v3_resolves_them(tmp_path: Path) -> None:
     assert hc["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": "1023"}]}
     relaxed = parse_policy("profile: strict\nlabel=trusted=true:\n  privileged: yes\n", "<test>")
     assert {"CV001", "CV008"} <= set(checks(web, relaxed))
+
+
+def test_a_name_that_interpolates_to_nothing_is_refused(tmp_path: Path) -> None:
+    """``name: ${UNSET}`` is refused by compose (project name must not be empty), not the
+    folder's name."""
+    path = project(tmp_path, "name: ${UNSET}\nservices:\n  web: {image: a}\n")
+    with pytest.raises(ComposeError, match=r"invalid project name '' \(name:\)"):
+        services(path, env={}, model="own")

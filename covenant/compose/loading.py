@@ -371,8 +371,8 @@ def own_model(path: str, project_name: str | None = None, env: Mapping[str, str]
         name = _explicit_name(project_name, path, "--project-name")
     elif variables.get("COMPOSE_PROJECT_NAME"):
         name = _explicit_name(variables["COMPOSE_PROJECT_NAME"], path, "COMPOSE_PROJECT_NAME")
-    elif data.get("name"):
-        name = _explicit_name(str(data["name"]), path, "name:")
+    elif "name" in data:  # written but empty (an unset variable): compose refuses it too
+        name = _explicit_name(str(data["name"] or ""), path, "name:")
     else:
         name = normalise_project_name(Path(directory).name)
     warnings = tuple(f"the {v} variable is not set; defaulting to a blank string"
