@@ -519,3 +519,11 @@ def test_a_name_that_interpolates_to_nothing_is_refused(tmp_path: Path) -> None:
     path = project(tmp_path, "name: ${UNSET}\nservices:\n  web: {image: a}\n")
     with pytest.raises(ComposeError, match=r"invalid project name '' \(name:\)"):
         services(path, env={}, model="own")
+
+
+def test_several_documents_fail_closed(tmp_path: Path) -> None:
+    """compose 2.26 merges a file's YAML documents (the second can make the service
+    privileged); our reader does not, and says so (exit status 2)."""
+    path = project(tmp_path, "services:\n  web: {image: a}\n---\nservices:\n  web: {privileged: true}\n")
+    with pytest.raises(ComposeError, match=r"docker-compose\.yml:3: several YAML documents, which compose"):
+        services(path, env={}, model="own")

@@ -154,6 +154,10 @@ def parse_yaml(text: str, path: str) -> Any:
         return yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
+        if e.problem == "but found another document":
+            raise ComposeError(path, mark.line + 1 if mark else None,
+                               "several YAML documents, which compose merges and this reader does not: with "
+                               "`docker compose` or docker-compose v2 on PATH the merge is judged") from None
         raise ComposeError(path, mark.line + 1 if mark else None,
                            f"not YAML: {e.problem or e.context}") from None
     except yaml.YAMLError as e:
