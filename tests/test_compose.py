@@ -527,3 +527,14 @@ def test_several_documents_fail_closed(tmp_path: Path) -> None:
     path = project(tmp_path, "services:\n  web: {image: a}\n---\nservices:\n  web: {privileged: true}\n")
     with pytest.raises(ComposeError, match=r"docker-compose\.yml:3: several YAML documents, which compose"):
         services(path, env={}, model="own")
+
+
+def test_a_default_name_that_is_a_link_is_still_compose_s_default(tmp_path: Path) -> None:
+    """``docker-compose.yml`` a link to ``deploy/prod.yml``: compose in the link's folder
+    reads it, and merges the override beside it."""
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy" / "prod.yml").write_text("services:\n  web: {image: a}\n")
+    (tmp_path / "docker-compose.yml").symlink_to(tmp_path / "deploy" / "prod.yml")
+    (tmp_path / "docker-compose.override.yml").write_text("services:\n  web: {privileged: true}\n")
+    with pytest.raises(ComposeError, match=r"merges docker-compose\.override\.yml over this file"):
+        services(str(tmp_path / "docker-compose.yml"), env={}, model="own")

@@ -463,12 +463,12 @@ def refuse_other_files(path: str, env: Mapping[str, str] | None) -> None:
     default-named file that compose picks first. Each can make the deployed container
     privileged while this file is judged compliant. A file of another name, which
     ``COMPOSE_FILE`` does not list, is deployed with ``-f`` (alone)."""
-    here = Path(path).resolve()
+    here = Path(os.path.abspath(path))  # as named: a link called compose.yaml is compose's default
     folder = here.parent
     variables = environment(path, env)
     if listed := variables.get("COMPOSE_FILE"):
         separator = variables.get("COMPOSE_PATH_SEPARATOR") or os.pathsep
-        files = [(folder / f).resolve() for f in listed.split(separator) if f]
+        files = [Path(os.path.abspath(folder / f)) for f in listed.split(separator) if f]
         # a file it does not name, and not compose's default, is deployed with -f alone
         if files != [here] and (here in files or here.name in DEFAULT_FILES):
             raise ComposeError(path, None, f"COMPOSE_FILE={listed} (.env or the environment) has `docker "
