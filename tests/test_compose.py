@@ -538,3 +538,20 @@ def test_a_default_name_that_is_a_link_is_still_compose_s_default(tmp_path: Path
     (tmp_path / "docker-compose.override.yml").write_text("services:\n  web: {privileged: true}\n")
     with pytest.raises(ComposeError, match=r"merges docker-compose\.override\.yml over this file"):
         services(str(tmp_path / "docker-compose.yml"), env={}, model="own")
+
+
+def test_a_linked_file_is_read_from_the_link_s_folder(tmp_path: Path) -> None:
+    """compose reads ``-f docker-compose.yml``, a link to ``deploy/prod.yml``, from the
+    link's folder: its ``.env`` (``SRC=/etc`` there, ``/srv`` beside the target), relative
+    paths, the project's name. Our reader followed the link: /srv judged, /etc mounted."""
+    (tmp_path / "shop" / "deploy").mkdir(parents=True)
+    (tmp_path / "shop" / "deploy" / "prod.yml").write_text(
+        'services:\n  web: {image: a, volumes: ["${SRC}:/x", "./data:/d"]}\n')
+    (tmp_path / "shop" / "deploy" / ".env").write_text("SRC=/srv\n")
+    (tmp_path / "shop" / ".env").write_text("SRC=/etc\n")
+    link = tmp_path / "shop" / "docker-compose.yml"
+    link.symlink_to(tmp_path / "shop" / "deploy" / "prod.yml")
+    web = services(str(link), env={}, model="own")[0]
+    assert web.name == "shop-web-1"
+    assert web.container["HostConfig"]["Binds"] == ["/etc:/x:rw", f"{tmp_path}/shop/data:/d:rw"]
+    assert web.container["Config"]["Labels"]["com.docker.compose.project.config_files"] == str(link)

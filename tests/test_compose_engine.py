@@ -326,7 +326,17 @@ def test_our_reader_matches_compose_config(compose: str, shop: Path, tmp_path: P
     edge.mkdir()
     (edge / "compose.yaml").write_text(EDGE)
     (edge / ".env").write_text('QUOTED="a b # not a comment"\nSET=1\n')
-    for path in (shop / "docker-compose.yml", other / "docker-compose.yml", edge / "compose.yaml"):
+    # a file named through a link: compose reads it from the link's folder (its .env, its
+    # relative paths, its name), not the target's
+    linked = tmp_path / "linked"
+    (linked / "deploy").mkdir(parents=True)
+    (linked / "deploy" / "prod.yml").write_text(
+        'services:\n  web: {image: a, volumes: ["${SRC}:/x", "./d:/d"]}\n')
+    (linked / "deploy" / ".env").write_text("SRC=/srv\n")
+    (linked / ".env").write_text("SRC=/etc\n")
+    (linked / "docker-compose.yml").symlink_to(linked / "deploy" / "prod.yml")
+    for path in (shop / "docker-compose.yml", other / "docker-compose.yml", edge / "compose.yaml",
+                 linked / "docker-compose.yml"):
         mine = services(str(path), env=env, model="own")
         theirs = services(str(path), env=env, model="tool")
         assert [s.name for s in mine] == [s.name for s in theirs]

@@ -297,7 +297,7 @@ def _container(model: Model, service: str, data: Mapping[str, Any], names: Mappi
         "com.docker.compose.project": model.name, "com.docker.compose.service": service,
         "com.docker.compose.oneoff": "False", "com.docker.compose.container-number": str(number),
         "com.docker.compose.project.working_dir": model.directory,
-        "com.docker.compose.project.config_files": str(Path(model.path).resolve()),
+        "com.docker.compose.project.config_files": os.path.abspath(model.path),
     })
     binds, mount_specs = _volumes(r, model)
     security_opt, unconfined = [], False

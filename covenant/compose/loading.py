@@ -343,7 +343,7 @@ def environment(path: str, env: Mapping[str, str] | None) -> dict[str, str]:
     """The variables the file is interpolated with: ``.env`` beside it, overridden by the
     environment (compose's precedence)."""
     base = dict(os.environ if env is None else env)
-    return {**read_dotenv(Path(path).resolve().parent / ".env", base), **base}
+    return {**read_dotenv(Path(os.path.abspath(path)).parent / ".env", base), **base}
 
 
 def own_model(path: str, project_name: str | None = None, env: Mapping[str, str] | None = None) -> Model:
@@ -370,7 +370,7 @@ def own_model(path: str, project_name: str | None = None, env: Mapping[str, str]
         if not isinstance(service, dict):
             raise ComposeError(path, services.line_of(name) if isinstance(services, LineDict) else None,
                                f"services.{name} must be a mapping")
-    directory = str(Path(path).resolve().parent)
+    directory = os.path.dirname(os.path.abspath(path))  # as named: compose does not follow a link
     if project_name:
         name = _explicit_name(project_name, path, "--project-name")
     elif variables.get("COMPOSE_PROJECT_NAME"):
@@ -427,8 +427,9 @@ def tool_model(tool: list[str], path: str, project_name: str | None = None,
     if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
         raise ComposeError(path, None, f"{' '.join(tool)} config: no services in its output")
     warnings = tuple(line for line in done.stderr.splitlines() if "level=warning" in line)
-    return Model(path=path, name=str(data.get("name") or ""), directory=str(Path(path).resolve().parent),
-                 data=data, tool=" ".join(tool), warnings=warnings)
+    return Model(path=path, name=str(data.get("name") or ""),
+                 directory=os.path.dirname(os.path.abspath(path)), data=data, tool=" ".join(tool),
+                 warnings=warnings)
 
 
 def _unescape(node: Any) -> Any:
