@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from covenant.compose import ComposeError, ComposeService, services
-from covenant.compose.convert import not_judged
-from covenant.compose.loading import interpolate, load, normalise_project_name
+from covenant.compose.interpolation import interpolate
+from covenant.compose.keys import not_judged
+from covenant.compose.loading import load, normalise_project_name
 from covenant.policy.loading import parse_policy
 
 STRICT = parse_policy("profile: strict\n'*':\n  bind_mount_prefixes: [/srv]\n", "<test>")

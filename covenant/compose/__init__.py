@@ -1,11 +1,13 @@
 """Compose files judged before deploy: each service as the container compose v2 would create.
 
 ``loading`` reads the file (compose's own ``config`` where installed, else our reader:
-YAML, merge keys, interpolation, the project name); ``convert`` makes each service the
-``docker inspect``-shaped data and :class:`~covenant.reach.Lookups` the one evaluator,
-``Policy.decide``, reads. This package does no engine I/O and imports nothing of the
-daemon's shell: ``audit --compose`` and ``docker-covenant test`` call :func:`services`
-(or :func:`audit_rows`).
+``yamlread`` for YAML and merge keys, ``interpolation`` for ``${VAR}`` and ``.env``, then the
+project name) into a ``model.Model``; ``convert`` makes each service the ``docker
+inspect``-shaped data and :class:`~covenant.reach.Lookups` the one evaluator,
+``Policy.decide``, reads (``keys``: what is judged, what is refused; ``values``: reading
+one value; ``hostconfig`` and ``mounts``: the fields). This package does no engine I/O and
+imports nothing of the daemon's shell: ``audit --compose`` and ``docker-covenant test`` call
+:func:`services` (or :func:`audit_rows`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from typing import Any, TextIO
 
 from ..policy import Policy
 from ..reports import rows
-from .convert import JUDGED, NO_EFFECT, ComposeService, convert
-from .loading import ComposeError, Model, load, service_lines
+from .convert import ComposeService, convert
+from .keys import JUDGED, NO_EFFECT
+from .loading import load
+from .model import ComposeError, Model
+from .yamlread import service_lines
 
 __all__ = ["JUDGED", "NO_EFFECT", "ComposeError", "ComposeService", "Model", "audit_rows", "load",
            "services"]
