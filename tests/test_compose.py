@@ -556,3 +556,28 @@ def test_a_linked_file_is_read_from_the_link_s_folder(tmp_path: Path) -> None:
     assert web.name == "shop-web-1"
     assert web.container["HostConfig"]["Binds"] == ["/etc:/x:rw", f"{tmp_path}/shop/data:/d:rw"]
     assert web.container["Config"]["Labels"]["com.docker.compose.project.config_files"] == str(link)
+
+
+def test_containers_outside_the_project_fail_closed(tmp_path: Path) -> None:
+    """``pid: container:X`` borrowed the host's PID namespace when X had it, and
+    ``volumes_from`` X's binds: X is not the file's, so the service cannot be judged (it
+    passed before). A container of the project, by its name, is followed as ever."""
+    path = project(tmp_path, """\
+        services:
+          web: {image: a, pid: "container:host-pid-thing"}
+        """)
+    with pytest.raises(ComposeError, match=r":2: services\.web\.pid: container:host-pid-thing is not a "
+                                           "container of this project"):
+        services(path, env={}, model="own")
+    path = project(tmp_path, """\
+        services:
+          web: {image: a, volumes_from: ["container:legacy:ro"]}
+        """)
+    with pytest.raises(ComposeError, match=r"services\.web\.volumes_from: legacy is not a container"):
+        services(path, env={}, model="own")
+    path = project(tmp_path, """\
+        services:
+          web: {image: a, pid: host, container_name: pidhost}
+          side: {image: a, pid: "container:pidhost", volumes_from: ["container:pidhost"]}
+        """)
+    assert "CV011" in checks(by_service(services(path, env={}, model="own"))["side"])

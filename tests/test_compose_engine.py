@@ -25,7 +25,7 @@ from composebed import compose_binary
 from harness import IMAGE, REPO
 from test_reports import validate_sarif
 
-from covenant.compose import services
+from covenant.compose import ComposeError, services
 from covenant.enforce import look_up
 from covenant.engine import DockerEngine
 from covenant.policy.loading import parse_policy
@@ -274,14 +274,14 @@ services:
       - ./rel/../dir:/dir:ro,rshared
   b:
     build: {context: ./b}
-    network_mode: "container:external-thing"
+    network_mode: "service:a"
     ipc: "service:a"
-    volumes_from: ["container:legacy:ro", "a"]
+    volumes_from: ["container:edge-a-1:ro", "a"]
     security_opt: ["apparmor=unconfined", "label=type:svirt_t"]
     cpu_shares: 512
     mem_limit: 1gb
     cgroup: private
-    pid: "container:other"
+    pid: "container:edge-a-2"
 networks:
   front: {}
   back: {name: custom-back}
@@ -343,6 +343,18 @@ def test_our_reader_matches_compose_config(compose: str, shop: Path, tmp_path: P
         for a, b in zip(mine, theirs, strict=True):
             assert a.container == b.container, a.name
             assert a.lookups == b.lookups, a.name
+    # a namespace or volumes borrowed from a container the project does not create: what it
+    # shares is the host's to know, so both readers refuse the file
+    for inside, outside in (('pid: "container:edge-a-2"', "pid: container:legacy"),
+                            ('network_mode: "service:a"', "network_mode: container:vpn"),
+                            ('ipc: "service:a"', "ipc: container:legacy"),
+                            ('volumes_from: ["container:edge-a-1:ro", "a"]',
+                             'volumes_from: ["container:legacy:ro"]')):
+        (edge / "compose.yaml").write_text(EDGE.replace(inside, outside))
+        for model in ("own", "tool"):
+            with pytest.raises(ComposeError, match=r"is not a container of this project") as e:
+                services(str(edge / "compose.yaml"), env=env, model=model)
+            assert "services.b." in str(e.value), (model, str(e.value))
 
 
 def audit(shop: Path, *args: str, path: str = "", policy: str = "debug: no\nprofile: cis\n"):

@@ -86,7 +86,27 @@ def convert(model: Model) -> list[ComposeService]:
             container = built[service] if number == 1 else _container(model, service, data, names, number)
             lookups = container_lookups(model, container, built, names)
             out.append(ComposeService(service, str(container["Name"]).lstrip("/"), container, lookups))
+    ours = {s.name for s in out}
+    for s in out:
+        refuse_outside_references(Reader(model, s.service, services[s.service]), s.container, ours)
     return out
+
+
+def refuse_outside_references(r: Reader, container: Mapping[str, Any], ours: set[str]) -> None:
+    """Fail closed on a namespace or volumes borrowed from a container the project does
+    not create (``network_mode``/``pid``/``ipc: container:X``, ``volumes_from``): what X
+    shares (the host's PID namespace, a bind of /etc) is the host's, not the file's, so the
+    service cannot be judged."""
+    hc = container["HostConfig"]
+    for key, field in (("network_mode", "NetworkMode"), ("pid", "PidMode"), ("ipc", "IpcMode")):
+        kind, sep, ref = str(hc.get(field) or "").partition(":")
+        if kind == "container" and sep and ref not in ours:
+            raise r.fail(key, f"container:{ref} is not a container of this project: what it shares is not "
+                         "known from the file, so the service cannot be judged")
+    for ref in hc.get("VolumesFrom") or []:
+        if ref not in ours:
+            raise r.fail("volumes_from", f"{ref} is not a container of this project: what it mounts is not "
+                         "known from the file, so the service cannot be judged")
 
 
 def _container(model: Model, service: str, data: Mapping[str, Any], names: Mapping[str, str],
