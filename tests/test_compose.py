@@ -581,3 +581,16 @@ def test_containers_outside_the_project_fail_closed(tmp_path: Path) -> None:
           side: {image: a, pid: "container:pidhost", volumes_from: ["container:pidhost"]}
         """)
     assert "CV011" in checks(by_service(services(path, env={}, model="own"))["side"])
+
+
+def test_a_bind_from_home_fails_closed(tmp_path: Path) -> None:
+    """``~`` is the home of whoever runs compose: ``~/.ssh`` was judged as this machine's
+    (a CI runner's /home/runner/.ssh, harmless) while a deploy as root mounted /root/.ssh
+    read-write. Not known here, so refused, in volumes and secret files alike."""
+    for text in ('services:\n  web: {image: a, volumes: ["~/.ssh:/ssh"]}\n',
+                 "services:\n  web: {image: a, volumes: [{type: bind, source: ~/, target: /h}]}\n",
+                 "services:\n  web: {image: a, secrets: [k]}\nsecrets:\n  k: {file: ~/.ssh/id_rsa}\n"):
+        path = project(tmp_path, text)
+        with pytest.raises(ComposeError, match=r"services\.web\.(volumes|secrets): ~.*: `~` is the home of "
+                                               "whoever runs compose"):
+            services(path, env={"HOME": "/home/runner"}, model="own")

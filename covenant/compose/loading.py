@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .interpolation import interpolate_tree, read_dotenv
-from .model import ComposeError, LineDict, Model
+from .model import UNKNOWN_HOME, ComposeError, LineDict, Model
 from .yamlread import parse_yaml
 
 PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -125,6 +125,11 @@ def tool_model(tool: list[str], path: str, project_name: str | None = None,
                "config", "--format", "json"]
     run_env = dict(os.environ if env is None else env)
     run_env.setdefault("PATH", os.environ.get("PATH", "/usr/bin:/bin"))
+    # ~ is the deployer's home, not ours: compose expands it to UNKNOWN_HOME, which convert
+    # refuses; the docker CLI keeps its own configuration (and plugins) where they are
+    home = run_env.get("HOME") or os.path.expanduser("~")
+    run_env.setdefault("DOCKER_CONFIG", os.path.join(home, ".docker"))
+    run_env["HOME"] = UNKNOWN_HOME
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=TOOL_TIMEOUT, check=False,
                               env=run_env)

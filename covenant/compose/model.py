@@ -7,6 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# ``~`` as compose reads it: the home of whoever runs ``docker compose up``, which this machine
+# does not know (compose is run with it as HOME; our reader writes ``~`` so), and a bind
+# from under it cannot be judged (root's deploy mounts /root/.ssh, the runner's its own)
+UNKNOWN_HOME = "/nonexistent/home-of-whoever-deploys"
+
 
 class ComposeError(Exception):
     """A compose file that cannot be judged; ``str()`` is ``FILE[:LINE]: message``."""

@@ -8,11 +8,10 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from ..reach import Lookups, bind_sources, mounts
-from .model import Model
+from ..reach import Lookups, bind_sources, is_under, mounts
+from .model import UNKNOWN_HOME, Model
 from .values import Reader, flag, scalar
 
 # -- volumes -------------------------------------------------------------------------------------
@@ -34,7 +33,7 @@ def volumes(r: Reader, model: Model) -> tuple[list[str], list[dict[str, Any]]]:
         read_only = r.boolean("volumes", volume.get("read_only"), "volumes.read_only")
         bind = volume.get("bind") or {}
         if kind == "bind":
-            source = _host_path(str(volume.get("source") or ""), model.directory)
+            source = _host_path(r, str(volume.get("source") or ""), model.directory)
             if r.boolean("volumes", bind.get("create_host_path"), "volumes.bind.create_host_path"):
                 opts = ["ro" if read_only else "rw"]
                 opts += [str(bind[k]) for k in ("selinux", "propagation") if bind.get(k)]
@@ -74,7 +73,7 @@ def volumes(r: Reader, model: Model) -> tuple[list[str], list[dict[str, Any]]]:
             defined = (model.data.get(top) or {}).get(source) or {}
             if target in targets or not isinstance(defined, dict) or not defined.get("file"):
                 continue
-            specs.append({"Type": "bind", "Source": _host_path(str(defined["file"]), model.directory),
+            specs.append({"Type": "bind", "Source": _host_path(r, str(defined["file"]), model.directory, key),
                           "Target": target, "ReadOnly": True})
     return binds, specs
 
@@ -105,9 +104,15 @@ def _long_volume(r: Reader, model: Model, entry: Any) -> Mapping[str, Any]:
     return out
 
 
-def _host_path(source: str, directory: str) -> str:
+def _host_path(r: Reader, source: str, directory: str, key: str = "volumes") -> str:
+    """A bind source as compose resolves it: relative to the project's folder, ``~`` the
+    home of whoever deploys (compose-go's ``ExpandUser``), which is refused: from root's
+    home a deploy mounts /root/..., from a runner's its own, so it cannot be judged here."""
     if source.startswith("~"):
-        source = str(Path(source).expanduser())
+        source = posixpath.normpath(posixpath.join(UNKNOWN_HOME, source[1:].lstrip("/")))
+    if is_under(source, UNKNOWN_HOME):
+        raise r.fail(key, f"{source.replace(UNKNOWN_HOME, '~', 1)}: `~` is the home of whoever runs compose, "
+                     "which this machine does not know, so the bind cannot be judged")
     return source if source.startswith("/") else posixpath.normpath(posixpath.join(directory, source))
 
 
