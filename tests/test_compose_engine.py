@@ -25,7 +25,7 @@ from composebed import compose_binary
 from harness import IMAGE, REPO
 from test_reports import validate_sarif
 
-from covenant.compose import services
+from covenant.compose import ComposeError, services
 from covenant.enforce import look_up
 from covenant.engine import DockerEngine
 from covenant.policy.loading import parse_policy
@@ -84,6 +84,7 @@ PROJECT = """\
         pid: "service:worker"
         volumes_from: ["web:ro"]
         read_only: true
+        labels: {trusted: yes, mode: 0644}
     volumes:
       data: {}
       hostdata:
@@ -226,8 +227,9 @@ def test_each_service_gets_the_verdict_of_the_container_compose_creates(brought_
             k: labels[k] for k in s.container["Config"]["Labels"]}, s.name
 
 
-# Corners of the syntax: ports without a host port or with host ranges, $$ and :+ in labels,
-# a quoted .env value with a #, network priorities and names, replicas, ~ and .. in binds,
+# Corners of the syntax: ports without a host port or with host ranges (01777: octal, as yaml.v3
+# reads it), $$ and :+ in labels, yes and 0644 as yaml.v3 reads them (a string, octal 420),
+# a quoted .env value with a #, network priorities and names, replicas, . and .. in binds,
 # nocopy, external volumes, configs, volumes_from a container with :ro, service: IPC.
 EDGE = """\
 name: "${PNAME:-edge}"
@@ -244,10 +246,14 @@ services:
         host_ip: "::"
         published: 8443-8444
         protocol: tcp
+      - {target: 8080, published: 01777}
     labels:
       price: "$$5"
       alt: "${SET:+yes}"
       quoted: ${QUOTED}
+      flag: yes
+      mode: 0644
+      big: 1_000
     networks:
       front: {priority: 10}
       back: {priority: 100}
@@ -260,7 +266,7 @@ services:
     user: nobody
     read_only: yes
     volumes:
-      - ~/cache:/cache:z
+      - ./cache:/cache:z
       - type: volume
         source: vol
         target: /v
@@ -268,14 +274,14 @@ services:
       - ./rel/../dir:/dir:ro,rshared
   b:
     build: {context: ./b}
-    network_mode: "container:external-thing"
+    network_mode: "service:a"
     ipc: "service:a"
-    volumes_from: ["container:legacy:ro", "a"]
+    volumes_from: ["container:edge-a-1:ro", "a"]
     security_opt: ["apparmor=unconfined", "label=type:svirt_t"]
     cpu_shares: 512
     mem_limit: 1gb
     cgroup: private
-    pid: "container:other"
+    pid: "container:edge-a-2"
 networks:
   front: {}
   back: {name: custom-back}
@@ -320,13 +326,40 @@ def test_our_reader_matches_compose_config(compose: str, shop: Path, tmp_path: P
     edge.mkdir()
     (edge / "compose.yaml").write_text(EDGE)
     (edge / ".env").write_text('QUOTED="a b # not a comment"\nSET=1\n')
-    for path in (shop / "docker-compose.yml", other / "docker-compose.yml", edge / "compose.yaml"):
+    # a file named through a link: compose reads it from the link's folder (its .env, its
+    # relative paths, its name), not the target's
+    linked = tmp_path / "linked"
+    (linked / "deploy").mkdir(parents=True)
+    (linked / "deploy" / "prod.yml").write_text(
+        'services:\n  web: {image: a, volumes: ["${SRC}:/x", "./d:/d"]}\n')
+    (linked / "deploy" / ".env").write_text("SRC=/srv\n")
+    (linked / ".env").write_text("SRC=/etc\n")
+    (linked / "docker-compose.yml").symlink_to(linked / "deploy" / "prod.yml")
+    for path in (shop / "docker-compose.yml", other / "docker-compose.yml", edge / "compose.yaml",
+                 linked / "docker-compose.yml"):
         mine = services(str(path), env=env, model="own")
         theirs = services(str(path), env=env, model="tool")
         assert [s.name for s in mine] == [s.name for s in theirs]
         for a, b in zip(mine, theirs, strict=True):
             assert a.container == b.container, a.name
             assert a.lookups == b.lookups, a.name
+    # a namespace or volumes borrowed from a container the project does not create, or a
+    # bind from ~ (whoever deploys): what they are is the host's to know, so both readers
+    # refuse the file
+    for inside, outside in (('pid: "container:edge-a-2"', "pid: container:legacy"),
+                            ('network_mode: "service:a"', "network_mode: container:vpn"),
+                            ('ipc: "service:a"', "ipc: container:legacy"),
+                            ('volumes_from: ["container:edge-a-1:ro", "a"]',
+                             'volumes_from: ["container:legacy:ro"]'),
+                            ("- ./cache:/cache:z", "- ~/cache:/cache:z"),
+                            ("configs: [app]", "configs: [app]\n    secrets: [key]")):
+        secrets = "secrets:\n  key: {file: ~/.ssh/k}\n" if "secrets" in outside else ""
+        (edge / "compose.yaml").write_text(EDGE.replace(inside, outside) + secrets)
+        for model in ("own", "tool"):
+            with pytest.raises(ComposeError, match=r"(is not a container of this project|`~` is the home of "
+                               "whoever runs compose, which this machine does not know)") as e:
+                services(str(edge / "compose.yaml"), env=env, model=model)
+            assert "services.b." in str(e.value) or "~/" in str(e.value), (model, str(e.value))
 
 
 def audit(shop: Path, *args: str, path: str = "", policy: str = "debug: no\nprofile: cis\n"):
@@ -378,7 +411,7 @@ def test_audit_compose_exit_status_and_output(compose: str, shop: Path) -> None:
                      "    storage_opt: {size: 1G}\n")
     passed = audit(shop, "--compose", str(clean), policy="debug: no\n")
     assert (passed.returncode, passed.stdout) == (0, "1 containers, all compliant\n"), passed.stderr
-    assert "not judged: ok.storage_opt" in passed.stderr
+    assert "not judged" not in passed.stderr  # storage_opt: a disk quota, which no check reads
 
     broken = shop / "broken.yml"
     broken.write_text("services:\n  web:\n    image: ${NEEDED:?set NEEDED}\n")
@@ -388,10 +421,118 @@ def test_audit_compose_exit_status_and_output(compose: str, shop: Path) -> None:
             "missing a value: set NEEDED") in failed.stderr
     unknown = shop / "unknown.yml"
     unknown.write_text("services:\n  ok:\n    image: busybox\n    bogus: 1\n")
-    assert "not judged: ok.bogus" in audit(shop, "--compose", str(unknown)).stderr
+    closed = audit(shop, "--compose", str(unknown))  # fails closed, as compose itself does below
+    assert closed.returncode == 2, closed.stderr
+    assert (f"{unknown}:4: not judged, and compose may change the container with it: ok.bogus"
+            in closed.stderr)
     with_compose = f"{Path(compose).parent}:/usr/sbin:/usr/bin:/sbin:/bin"
     refused = audit(shop, "--compose", str(unknown), path=with_compose)
     assert refused.returncode == 2, refused.stderr  # compose itself refuses a key it does not know
     assert f"{compose} config: " in refused.stderr and "bogus" in refused.stderr
     missing = audit(shop, "--compose", str(shop / "nothing.yml"))
     assert missing.returncode == 2 and "nothing.yml: no such file" in missing.stderr
+
+
+def test_extends_fails_closed_on_our_reader_and_is_judged_by_compose(compose: str, shop: Path) -> None:
+    """Our reader cannot resolve ``extends`` and says so (exit 2); compose resolves it, and
+    the copy of a privileged service is judged privileged."""
+    extended = shop / "extended.yml"
+    extended.write_text("services:\n  base:\n    image: busybox\n    privileged: true\n"
+                        "  copy:\n    extends: base\n")
+    closed = audit(shop, "--compose", str(extended), policy="debug: no\n")
+    assert closed.returncode == 2 and "copy.extends (compose itself resolves" in closed.stderr, closed.stderr
+    resolved = audit(shop, "--compose", str(extended), "--format", "json", policy="debug: no\n",
+                     path=f"{Path(compose).parent}:/usr/sbin:/usr/bin:/sbin:/bin")
+    assert resolved.returncode == 1, resolved.stderr
+    assert {r["name"]: "CV001" in [v["check"] for v in r["violations"]]
+            for r in json.loads(resolved.stdout)} == {"shopapp-base-1": True, "shopapp-copy-1": True}
+
+
+@pytest.mark.parametrize(("files", "dotenv"), [
+    ({"compose.override.yaml": "services:\n  web: {privileged: true}\n"}, ""),
+    ({"compose.yaml": "services:\n  web: {image: busybox, privileged: true}\n"}, ""),
+    ({"evil.yml": "services:\n  web: {privileged: true}\n"}, "COMPOSE_FILE=docker-compose.yml:evil.yml\n"),
+], ids=["override", "compose.yaml-first", "COMPOSE_FILE"])
+def test_files_compose_reads_beside_the_judged_one_fail_closed(compose: str, tmp_path: Path,
+                                                              files: dict[str, str], dotenv: str) -> None:
+    """What ``docker compose up`` reads in the folder (compose itself, without ``-f``) is
+    privileged where the judged file is not: both readers refuse to judge the file alone."""
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    (folder / "docker-compose.yml").write_text("services:\n  web: {image: busybox}\n")
+    (folder / ".env").write_text(dotenv)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    read = subprocess.run([compose, "config", "--format", "json"], capture_output=True, text=True, env=env,
+                          cwd=folder, timeout=60, check=True)
+    assert json.loads(read.stdout)["services"]["web"]["privileged"] is True  # what up would create
+    with_compose = f"{Path(compose).parent}:/usr/sbin:/usr/bin:/sbin:/bin"
+    for path in ("", with_compose):
+        judged = audit(folder, "--compose", str(folder / "docker-compose.yml"), path=path)
+        assert judged.returncode == 2, judged.stderr
+        assert "`docker compose up`" in judged.stderr and "this file" in judged.stderr, judged.stderr
+
+
+BYPASSES = """\
+services:
+  rorw:
+    image: busybox
+    command: [sleep, "600"]
+    volumes: ["${OUTSIDE}:/x:ro,rw"]
+  strings:
+    image: busybox
+    command: [sleep, "600"]
+    volumes:
+      - {type: bind, source: "${OUTSIDE}", target: /x, read_only: "${RO:-false}"}
+      - hostdata:/data
+  link:
+    image: busybox
+    command: [sleep, "600"]
+    volumes: [./conf:/conf]
+volumes:
+  hostdata:
+    external: "false"
+    driver_opts: {type: none, o: bind, device: "${OUTSIDE}"}
+"""
+
+
+@ONE_ENGINE
+def test_former_bypasses_get_the_verdict_of_the_container_compose_creates(compose: str, tmp_path: Path,
+                                                                        dockerd, client) -> None:
+    """Files once judged compliant by our reader while compose created a container with a
+    sensitive host path read-write: ``ro,rw`` (the last option wins), a ``"false"`` string
+    (compose's toBoolean), ``external: "false"``, a link in the project folder. Each
+    container compose creates gets our verdict, from both readers."""
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (folder / "compose.yaml").write_text(BYPASSES)
+    (folder / ".env").write_text(f"OUTSIDE={outside}\n")
+    (folder / "conf").symlink_to(outside)
+    policy = parse_policy(f"debug: no\n'*':\n  sensitive_mounts_forbidden: yes\n"
+                          f"  sensitive_paths: [{outside}]\n", "<test>")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    tool_env = {**env, "PATH": f"{Path(compose).parent}:{env.get('PATH', '')}"}
+    ours = {s.name: s for s in services(str(folder / "compose.yaml"), env=env, model="own")}
+    theirs = {s.name: s for s in services(str(folder / "compose.yaml"), env=tool_env, model="tool")}
+    client.images.get(IMAGE).tag("busybox", "latest")
+    run = {**env, "DOCKER_HOST": dockerd.host}
+    try:
+        up = subprocess.run([compose, "up", "-d", "--no-color"], capture_output=True, text=True, env=run,
+                            cwd=folder, timeout=180, check=False)
+        assert up.returncode == 0, up.stderr
+        engine = DockerEngine(host=dockerd.host, timeout=30.0)
+        for name, s in ours.items():
+            created = engine.container(name)
+            real = [v.check for v in policy.decide(created, look_up(engine, created)).violations]
+            assert "CV007" in real, name
+            assert [v.check for v in policy.decide(s.container, s.lookups).violations] == real, name
+            assert [v.check for v in policy.decide(theirs[name].container, theirs[name].lookups).violations] \
+                == real, name
+    finally:
+        down = subprocess.run([compose, "down", "-v", "--timeout", "0"], capture_output=True, text=True,
+                              env=run, cwd=folder, timeout=180, check=False)
+        client.images.remove("busybox:latest")
+        assert down.returncode == 0, down.stderr

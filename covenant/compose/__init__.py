@@ -1,11 +1,13 @@
 """Compose files judged before deploy: each service as the container compose v2 would create.
 
 ``loading`` reads the file (compose's own ``config`` where installed, else our reader:
-YAML, merge keys, interpolation, the project name); ``convert`` makes each service the
-``docker inspect``-shaped data and :class:`~covenant.reach.Lookups` the one evaluator,
-``Policy.decide``, reads. This package does no engine I/O and imports nothing of the
-daemon's shell: ``audit --compose`` and ``docker-covenant test`` call :func:`services`
-(or :func:`audit_rows`).
+``yamlread`` for YAML and merge keys, ``interpolation`` for ``${VAR}`` and ``.env``, then the
+project name) into a ``model.Model``; ``convert`` makes each service the ``docker
+inspect``-shaped data and :class:`~covenant.reach.Lookups` the one evaluator,
+``Policy.decide``, reads (``keys``: what is judged, what is refused; ``values``: reading
+one value; ``hostconfig`` and ``mounts``: the fields). This package does no engine I/O and
+imports nothing of the daemon's shell: ``audit --compose`` and ``docker-covenant test`` call
+:func:`services` (or :func:`audit_rows`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from typing import Any, TextIO
 
 from ..policy import Policy
 from ..reports import rows
-from .convert import JUDGED, NO_EFFECT, ComposeService, convert, not_judged
-from .loading import ComposeError, Model, load, service_lines
+from .convert import ComposeService, convert
+from .keys import JUDGED, NO_EFFECT
+from .loading import load
+from .model import ComposeError, Model
+from .yamlread import service_lines
 
 __all__ = ["JUDGED", "NO_EFFECT", "ComposeError", "ComposeService", "Model", "audit_rows", "load",
            "services"]
@@ -38,7 +43,8 @@ def audit_rows(policy: Policy, path: str, project_name: str | None = None,
     """``audit --compose``: one row per container, in ``audit``'s row shape (so its table
     and JSON serve unchanged), each naming its service, file and the service's line there
     (SARIF's location). ``notes`` gets one line
-    saying whose model was judged, then compose's warnings and the keys not judged."""
+    saying whose model was judged, then compose's warnings. A key that may change the
+    container but is not judged is a :class:`ComposeError` (exit status 2)."""
     project = load(path, project_name, env, model)
     found = convert(project)
     if notes is not None:
@@ -48,8 +54,6 @@ def audit_rows(policy: Policy, path: str, project_name: str | None = None,
                     f"model from {reader}\n")
         for warning in project.warnings:
             notes.write(f"docker-covenant: compose: warning: {warning}\n")
-        if skipped := not_judged(project):
-            notes.write(f"docker-covenant: compose: not judged: {', '.join(skipped)}\n")
     lines = service_lines(path)
     judged = rows(policy.decide(s.container, s.lookups) for s in found)
     return [{**row, "service": s.service, "file": path,
