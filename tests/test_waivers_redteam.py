@@ -8,7 +8,8 @@ import signal
 import time
 
 import pytest
-from harness import COMPLIANT, is_running, run_container, unique, wait_until
+from harness import COMPLIANT, IMAGE, is_running, run_container, unique, wait_until
+from test_authz import docker
 from test_usage_engine import SHM_48M
 from test_waivers_engine import waiver
 
@@ -86,3 +87,31 @@ def test_a_privileged_exec_admitted_under_a_waiver_does_not_outlive_it(dockerd, 
     assert time.time() < ends, "the machine was too slow to exec before the waiver ended"
     journal.wait_for(cov.ident, "vpn-*: waiver of CV001 expired", timeout=30)
     wait_until(lambda: not is_running(box), 10, what=f"{box.name} (a privileged exec inside) to be stopped")
+
+
+def test_the_plugins_refusal_after_the_end_says_so_in_its_text_as_the_readme_says(bed, plugin_policy,
+                                                                                  journal):
+    """The README claimed the COVENANT_WAIVER_* fields for every finding whose waiver ended:
+    the plugin's entries carry the text only (and an exec's refusal not even that)."""
+    name, ends = unique("vpn"), int(time.time()) + 7
+    plugin_policy("debug: no\n'vpn-*':\n" + waiver("CV001", "debugging the VPN", ends))
+    running = docker(bed, "run", "-d", "--network", "none", "--cap-drop", "ALL", "--security-opt",
+                     "no-new-privileges", "--name", name, IMAGE, "sleep", "60")
+    assert running.returncode == 0, running.stderr
+    assert docker(bed, "exec", "--privileged", name, "true").returncode == 0  # the control: waived
+    assert time.time() < ends, "the machine was too slow to exec before the waiver ended"
+    wait_until(lambda: time.time() >= ends, 10, what="the waiver to end")
+    other = unique("vpn")
+    refused = docker(bed, "create", "--network", "none", "--cap-drop", "ALL", "--security-opt",
+                     "no-new-privileges", "--privileged", "--name", other, IMAGE, "true")
+    assert refused.returncode != 0
+    assert f"[CV001] {other}: privileged set but not allowed (waiver expired" in refused.stderr
+    exec_refused = docker(bed, "exec", "--privileged", name, "true")
+    assert exec_refused.returncode != 0
+    assert f"[CV001] {name}: privileged exec not allowed" in exec_refused.stderr
+    assert "waiver expired" not in exec_refused.stderr
+    _, plugin, _ = bed
+    entry = journal.wait_for(plugin.ident, f"{other}: privileged set but not allowed (waiver expired",
+                             COVENANT_CHECK="CV001")
+    assert not [k for k in entry if k.startswith("COVENANT_WAIVER_")]
+    docker(bed, "rm", "-f", name)
