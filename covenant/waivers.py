@@ -16,26 +16,37 @@ from .logs import fields
 from .policy import Policy, Waiver, utc
 
 LONGEST_WAIT = 60.0  # seconds the timer sleeps at most: the wall clock may be stepped meanwhile
+RETRY_WAIT = 2.0  # seconds before a re-evaluation that failed (the engine did not answer) is tried again
 SOON = 7 * 86400  # covenant_waivers_expiring{within="7d"}
 
 
 def expiry_timer(policy: Callable[[], Policy], rearm: threading.Event, stopping: threading.Event,
                  on_expiry: Callable[[list[Waiver]], None], log: Callable[[], logging.Logger],
-                 clock: Callable[[], float] = time.time, longest: float = LONGEST_WAIT) -> None:
+                 clock: Callable[[], float] = time.time, longest: float = LONGEST_WAIT,
+                 retry: float = RETRY_WAIT) -> None:
     """Sleep until the next waiver of the current policy ends, then hand on the waivers that
-    ended since the last look. ``rearm`` (set on reload) makes it look at the policy again."""
+    ended since the last look. ``rearm`` (set on reload) makes it look at the policy again.
+    A hand-on that fails (the engine's list of running containers failed) is made again
+    ``retry`` seconds later, until it succeeds: the containers left running under the
+    waiver are judged again at its end only (reconciliation skips those judged since their
+    start), so a lost one left them running for good."""
     last = clock()
     while not stopping.is_set():
         now = clock()
         ended = [w for w in policy().waivers() if w.expires is not None and last < w.expires <= now]
-        last = now
+        failed = False
         if ended:
             try:
                 on_expiry(ended)
-            except Exception:  # noqa: BLE001 - the next end must still be seen
-                log().exception("re-evaluation after a waiver expired failed")
+            except Exception:  # noqa: BLE001 - tried again; the next end must still be seen
+                log().exception("re-evaluation after a waiver expired failed; trying again in %g s", retry)
+                failed = True
+        if not failed:
+            last = now
         following = policy().next_expiry(now)
         wait = longest if following is None else min(longest, max(0.0, following - now))
+        if failed:
+            wait = min(wait, retry)
         if rearm.wait(wait):
             rearm.clear()
 

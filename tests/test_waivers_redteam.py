@@ -4,16 +4,22 @@ waiver whose end stopped nothing, and a privileged exec that outlives its waiver
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import signal
+import socket
+import threading
 import time
+from datetime import datetime, timezone
 
 import pytest
-from harness import COMPLIANT, IMAGE, is_running, run_container, unique, wait_until
+from harness import COMPLIANT, IMAGE, SocketProxy, is_running, run_container, unique, wait_until
 from test_authz import docker
 from test_usage_engine import SHM_48M
-from test_waivers_engine import waiver
+from test_waivers_engine import ONLY_CV002, waiver
 
 from covenant.policy import PolicyError, parse_policy
+from covenant.waivers import expiry_timer
 
 
 def long_waiver(until: str) -> str:
@@ -115,3 +121,79 @@ def test_the_plugins_refusal_after_the_end_says_so_in_its_text_as_the_readme_say
                              COVENANT_CHECK="CV001")
     assert not [k for k in entry if k.startswith("COVENANT_WAIVER_")]
     docker(bed, "rm", "-f", name)
+
+
+def test_the_timer_tries_a_failed_re_evaluation_again_until_it_succeeds():
+    """A fake clock the timer's waits drive; the first two hand-ons fail."""
+    clock = [datetime(2026, 12, 3, 17, 59, tzinfo=timezone.utc).timestamp()]
+    policy = parse_policy(long_waiver("2026-12-03T18:00:00Z"))
+    calls: list[float] = []
+    waits: list[float] = []
+    stopping = threading.Event()
+
+    class Rearm(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            waits.append(timeout or 0)
+            if len(calls) == 3 or len(waits) > 10:
+                stopping.set()
+            clock[0] += timeout or 0
+            return False
+
+    def on_expiry(ended: list) -> None:
+        calls.append(clock[0])
+        assert [sorted(w.checks) for w in ended] == [["CV002"]]
+        if len(calls) < 3:
+            raise ConnectionError("the engine did not answer")
+
+    expiry_timer(lambda: policy, Rearm(), stopping, on_expiry, lambda: logging.getLogger("test"),
+                 clock=lambda: clock[0], longest=60, retry=2)
+    end = datetime(2026, 12, 3, 18, 0, tzinfo=timezone.utc).timestamp()
+    assert calls == [end, end + 2, end + 4]
+    assert waits[1:3] == [2, 2] and waits[3] == 60  # then the usual wait: no end to come
+
+
+class Switch(SocketProxy):
+    """A relay in front of dockerd that drops a connection sending ``block``, while it is set."""
+
+    block: bytes | None = None
+
+    def _pump(self, src: socket.socket, dst: socket.socket,  # type: ignore[override]
+              refuse: bytes | None) -> None:
+        try:
+            while data := src.recv(65536):
+                if refuse is not None and self.block is not None and self.block in data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+
+def test_a_container_is_stopped_when_the_list_at_the_waivers_end_failed_once(
+        dockerd, client, covenant_factory, journal, tmp_path):
+    """The one sweep at a waiver's end lost its list of running containers (the connection
+    dropped): the container it covered ran on for good, since reconciliation skips the
+    containers judged since their start. The timer now tries again."""
+    proxy = Switch(tmp_path / "relay.sock", dockerd.socket, refuse=b"\0")
+    try:
+        box = run_container(client, unique("vpn"), **ONLY_CV002)
+        ends = int(time.time()) + 6
+        cov = covenant_factory(f"debug: yes\n{box.name}:\n" + waiver("CV002", "VPN client", ends),
+                               env={"DOCKER_HOST": f"unix://{proxy.path}"})
+        journal.wait_for(cov.ident, f"{box.name}: CV002 waived")
+        assert time.time() < ends - 1, "the machine was too slow to judge the container before the end"
+        wait_until(lambda: time.time() >= ends - 1, 10, what="the moment before the end")
+        proxy.block = b"/containers/json"  # the list of running containers; inspects pass
+        # debug: yes copies each line to stderr (read there: a loaded journal may lag)
+        wait_until(lambda: "re-evaluation after a waiver expired failed" in cov.output(), 20,
+                   what="the sweep at the end to fail")
+        time.sleep(3)  # a reconciliation round (5 s) may pass meanwhile: it leaves the container alone
+        assert is_running(box)
+        proxy.block = None
+        wait_until(lambda: f"{box.name}: stopping container (waiver of CV002 expired)" in cov.output(), 20,
+                   what="the sweep tried again")
+        wait_until(lambda: not is_running(box), 10, what=f"{box.name} to be stopped")
+    finally:
+        proxy.close()
