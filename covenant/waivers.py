@@ -27,10 +27,12 @@ def expiry_timer(policy: Callable[[], Policy], rearm: threading.Event, stopping:
     """Sleep until the next waiver of the current policy ends, then hand on the waivers that
     ended since the last look. ``rearm`` (set on reload) makes it look at the policy again.
     A hand-on that fails (the engine's list of running containers failed) is made again
-    ``retry`` seconds later, until it succeeds: the containers left running under the
-    waiver are judged again at its end only (reconciliation skips those judged since their
-    start), so a lost one left them running for good."""
+    ``retry`` seconds later, then twice as long each time (at most ``longest``), until it
+    succeeds: the containers left running under the waiver are judged again at its end only
+    (reconciliation skips those judged since their start), so a lost one left them running
+    for good."""
     last = clock()
+    delay = retry
     while not stopping.is_set():
         now = clock()
         ended = [w for w in policy().waivers() if w.expires is not None and last < w.expires <= now]
@@ -39,14 +41,14 @@ def expiry_timer(policy: Callable[[], Policy], rearm: threading.Event, stopping:
             try:
                 on_expiry(ended)
             except Exception:  # noqa: BLE001 - tried again; the next end must still be seen
-                log().exception("re-evaluation after a waiver expired failed; trying again in %g s", retry)
+                log().exception("re-evaluation after a waiver expired failed; trying again in %g s", delay)
                 failed = True
         if not failed:
-            last = now
+            last, delay = now, retry
         following = policy().next_expiry(now)
         wait = longest if following is None else min(longest, max(0.0, following - now))
         if failed:
-            wait = min(wait, retry)
+            wait, delay = min(wait, delay), min(longest, delay * 2)
         if rearm.wait(wait):
             rearm.clear()
 

@@ -148,8 +148,8 @@ def test_the_timer_tries_a_failed_re_evaluation_again_until_it_succeeds():
     expiry_timer(lambda: policy, Rearm(), stopping, on_expiry, lambda: logging.getLogger("test"),
                  clock=lambda: clock[0], longest=60, retry=2)
     end = datetime(2026, 12, 3, 18, 0, tzinfo=timezone.utc).timestamp()
-    assert calls == [end, end + 2, end + 4]
-    assert waits[1:3] == [2, 2] and waits[3] == 60  # then the usual wait: no end to come
+    assert calls == [end, end + 2, end + 6]  # after 2 s, then 4 (twice as long each time)
+    assert waits[1:3] == [2, 4] and waits[3] == 60  # then the usual wait: no end to come
 
 
 class Switch(SocketProxy):
