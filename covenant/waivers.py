@@ -65,8 +65,10 @@ def log_ended(log: logging.Logger, waivers: list[Waiver], now: float, sweeping: 
 
 
 class WaiverCollector:
-    """``covenant_waiver_expiry_timestamp_seconds`` per dated waiver of the current policy,
-    and how many end within a week or have ended, computed at each scrape."""
+    """``covenant_waiver_expiry_timestamp_seconds`` per dated waiver of the current policy
+    (labelled with its ``until`` too: a renewal written beside the ended waiver it replaces
+    is a series of its own, not hidden behind the earlier end), and how many end within a
+    week or have ended, computed at each scrape."""
 
     def __init__(self, policy: Callable[[], Policy], clock: Callable[[], float] = time.time) -> None:
         self.policy, self.clock = policy, clock
@@ -77,11 +79,10 @@ class WaiverCollector:
         ends = GaugeMetricFamily("covenant_waiver_expiry_timestamp_seconds",
                                  "When each dated waiver of the policy ends (seconds since the epoch); "
                                  "ended ones stay until removed from the file",
-                                 labels=["section", "checks", "ticket", "owner"])
-        seen: dict[tuple[str, str, str, str], float] = {}
-        for w in dated:
-            key = (w.section, ",".join(sorted(w.checks)), w.ticket, w.owner)
-            seen[key] = min(seen.get(key, w.expires or 0), w.expires or 0)
+                                 labels=["section", "checks", "ticket", "owner", "until"])
+        seen: dict[tuple[str, str, str, str, str], float] = {}
+        for w in dated:  # the same until: the same end
+            seen[(w.section, ",".join(sorted(w.checks)), w.ticket, w.owner, w.until)] = w.expires or 0
         for key, value in seen.items():
             ends.add_metric(list(key), value)
         yield ends

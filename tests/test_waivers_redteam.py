@@ -15,8 +15,9 @@ from datetime import datetime, timezone
 import pytest
 from harness import COMPLIANT, IMAGE, SocketProxy, is_running, run_container, unique, wait_until
 from test_authz import docker
+from test_operate import free_port, samples
 from test_usage_engine import SHM_48M
-from test_waivers_engine import ONLY_CV002, waiver
+from test_waivers_engine import ONLY_CV002, stamp, waiver
 
 from covenant.policy import PolicyError, parse_policy
 from covenant.waivers import expiry_timer
@@ -197,3 +198,20 @@ def test_a_container_is_stopped_when_the_list_at_the_waivers_end_failed_once(
         wait_until(lambda: not is_running(box), 10, what=f"{box.name} to be stopped")
     finally:
         proxy.close()
+
+
+def test_a_renewal_beside_the_ended_waiver_has_its_own_end_in_the_metrics(dockerd, covenant_factory):
+    """Two waivers of one section alike but for their end were one series, the earlier end:
+    the renewal's end was never exported, and the README's alert a week ahead never fired."""
+    port = free_port()
+    old, renewed = int(time.time()) - 3600, int(time.time()) + 3 * 86400
+    covenant_factory(f"debug: no\nmetrics_address: ':{port}'\nweb:\n  waive:\n"
+                     f"    - {{checks: [CV002], reason: VPN, until: {stamp(old)}}}\n"
+                     f"    - {{checks: [CV002], reason: VPN renewed, until: {stamp(renewed)}}}\n")
+    m = samples(f"http://127.0.0.1:{port}")
+    labels = (("checks", "CV002"), ("owner", ""), ("section", "web"), ("ticket", ""))
+    assert {k: v for k, v in m.items() if k[0] == "covenant_waiver_expiry_timestamp_seconds"} == {
+        ("covenant_waiver_expiry_timestamp_seconds", (*labels, ("until", stamp(old)))): old,
+        ("covenant_waiver_expiry_timestamp_seconds", (*labels, ("until", stamp(renewed)))): renewed}
+    assert m[("covenant_waivers_expiring", (("within", "7d"),))] == 1
+    assert m[("covenant_waivers_expired", ())] == 1
