@@ -78,7 +78,7 @@ def test_a_container_above_its_usage_limit_is_stopped_when_the_waiver_ends(docke
     assert time.time() < ends, "the machine was too slow to sample before the waiver ended"
     journal.wait_for(cov.ident, "hog-*: waiver of CV201 expired", timeout=30)
     # the control: the next rounds (one a second) sample it above the limit
-    wait_until(lambda: not is_running(hog), 10, what=f"{hog.name} to be stopped once its waiver ended")
+    wait_until(lambda: not is_running(hog), 6, what=f"{hog.name} to be stopped once its waiver ended")
 
 
 @pytest.mark.xfail(strict=True, reason="the events daemon judges containers, never their execs (the plugin "
@@ -93,7 +93,7 @@ def test_a_privileged_exec_admitted_under_a_waiver_does_not_outlive_it(dockerd, 
     box.exec_run(["sleep", "300"], privileged=True, detach=True)  # as the plugin allows it before the end
     assert time.time() < ends, "the machine was too slow to exec before the waiver ended"
     journal.wait_for(cov.ident, "vpn-*: waiver of CV001 expired", timeout=30)
-    wait_until(lambda: not is_running(box), 10, what=f"{box.name} (a privileged exec inside) to be stopped")
+    wait_until(lambda: not is_running(box), 6, what=f"{box.name} (a privileged exec inside) to be stopped")
 
 
 def test_the_plugins_refusal_after_the_end_says_so_in_its_text_as_the_readme_says(bed, plugin_policy,
