@@ -185,13 +185,16 @@ def test_metrics_give_each_dated_waivers_end_and_how_many_end_within_a_week():
              for f in text_string_to_metric_families(generate_latest(registry).decode()) for s in f.samples}
     assert found == {
         ("covenant_waiver_expiry_timestamp_seconds",
-         (("checks", "CV002"), ("owner", "alice"), ("section", "web"), ("ticket", "OPS-123"))):
+         (("checks", "CV002"), ("owner", "alice"), ("section", "web"), ("ticket", "OPS-123"),
+          ("until", "2026-12-31"))):
             at("2027-01-01T00:00:00+00:00"),
         ("covenant_waiver_expiry_timestamp_seconds",
-         (("checks", "CV003,CV005"), ("owner", ""), ("section", "web"), ("ticket", ""))):
+         (("checks", "CV003,CV005"), ("owner", ""), ("section", "web"), ("ticket", ""),
+          ("until", "2026-12-05T00:00:00Z"))):
             at("2026-12-05T00:00:00+00:00"),
         ("covenant_waiver_expiry_timestamp_seconds",
-         (("checks", "CV006"), ("owner", ""), ("section", "web"), ("ticket", ""))):
+         (("checks", "CV006"), ("owner", ""), ("section", "web"), ("ticket", ""),
+          ("until", "2026-01-01"))):
             at("2026-01-02T00:00:00+00:00"),
         ("covenant_waivers_expiring", (("within", "7d"),)): 1.0,
         ("covenant_waivers_expired", ()): 1.0,

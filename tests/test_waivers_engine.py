@@ -60,9 +60,9 @@ def test_the_running_daemon_stops_a_container_when_its_waiver_ends(dockerd, clie
     journal.wait_for(cov.ident, f"{kept.name}: CV002 waived", COVENANT_ACTION="waived")
     m = samples(f"http://127.0.0.1:{port}")
     assert m[("covenant_waiver_expiry_timestamp_seconds", (("checks", "CV002"), ("owner", "alice"),
-              ("section", ending.name), ("ticket", "OPS-123")))] == ends
+              ("section", ending.name), ("ticket", "OPS-123"), ("until", stamp(ends))))] == ends
     assert m[("covenant_waiver_expiry_timestamp_seconds", (("checks", "CV002"), ("owner", ""),
-              ("section", kept.name), ("ticket", "")))] == ends + 3600
+              ("section", kept.name), ("ticket", ""), ("until", stamp(ends + 3600))))] == ends + 3600
     assert m[("covenant_waivers_expiring", (("within", "7d"),))] == 2
     assert m[("covenant_waivers_expired", ())] == 0
     assert is_running(ending) and is_running(kept)

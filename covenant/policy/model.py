@@ -50,7 +50,9 @@ TIERS = {"image": 1, "label": 1, "glob": 2, "name": 3, "user": 4}
 
 def utc(when: float) -> str:
     """An instant as ISO 8601 in UTC, to the second: ``2027-01-01T00:00:00Z``."""
-    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat, not strftime: glibc's %Y writes year 1 as "1"
+    instant = datetime.fromtimestamp(when, timezone.utc).replace(microsecond=0)
+    return instant.isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

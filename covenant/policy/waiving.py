@@ -83,12 +83,31 @@ def _until(path: str, line: int | None, where: str, value: Any) -> tuple[str, fl
         if value.tzinfo is None or value.utcoffset() is None:
             raise PolicyError(path, line, f"{where}: a timestamp needs its zone (Z or +HH:MM), got "
                               f"{value.isoformat()!r}")
-        return value.isoformat().replace("+00:00", "Z"), value.timestamp()
+        return value.isoformat().replace("+00:00", "Z"), _in_range(path, line, where, value.isoformat(),
+                                                                    value.timestamp())
     if isinstance(value, date):
-        end = datetime.combine(value + timedelta(days=1), time(), timezone.utc)
-        return value.isoformat(), end.timestamp()
+        try:
+            end: float | None = datetime.combine(value + timedelta(days=1), time(), timezone.utc).timestamp()
+        except OverflowError:  # 9999-12-31: its end, the next day, is past what a datetime holds
+            end = None
+        return value.isoformat(), _in_range(path, line, where, value.isoformat(), end)
     raise PolicyError(path, line, f"{where}: expected a date (2026-12-31) or a timestamp with its zone "
                       f"(2026-12-31T18:00:00Z), got {value!r}")
+
+
+def _in_range(path: str, line: int | None, where: str, text: str, expires: float | None) -> float:
+    """An end the daemon can write in UTC (its log lines, journal fields and ``--check-config``
+    print it): one outside years 1-9999 once in UTC (``9999-12-31``, whose end is the next
+    day; ``9999-12-31T23:00:00-05:00``) is refused at load, not left to fail each evaluation
+    (a violator whose waived finding could not be logged was never stopped) or a reload."""
+    try:
+        if expires is not None:
+            datetime.fromtimestamp(expires, timezone.utc)
+            return expires
+    except (OverflowError, ValueError, OSError):
+        pass
+    raise PolicyError(path, line, f"{where}: {text!r} ends outside the years 1-9999 in UTC (the last "
+                      "date is 9999-12-30); leave out until for a waiver without an end")
 
 
 USAGE_IDS = frozenset(c.id for c in USAGE_CHECKS)
