@@ -39,6 +39,8 @@ class Track:
     last: Sample | None = None
     since: dict[str, float] = field(default_factory=dict)
     reported: set[str] = field(default_factory=set)  # once per run above a limit
+    # and once as waived: a run reported while waived is reported again when the waiver ends
+    reported_waived: set[str] = field(default_factory=set)
 
 
 def listed_as_container(entry: dict[str, Any]) -> dict[str, Any]:
@@ -111,8 +113,11 @@ class Sampler:
         track.since, found = judge_usage(name, settings, track.since, track.last, current)
         track.last = current
         track.reported &= set(track.since)
-        found = tuple(v for v in found if v.check not in track.reported)
-        track.reported |= {v.check for v in found}
+        track.reported_waived &= set(track.since)
+        found = tuple(v for v in found if v.check not in track.reported
+                      and not (v.check in waived and v.check in track.reported_waived))
+        track.reported |= {v.check for v in found if v.check not in waived}
+        track.reported_waived |= {v.check for v in found if v.check in waived}
         if not found:
             return
         covering = policy.waivers_of(container)  # what the journal says of a waived finding

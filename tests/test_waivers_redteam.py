@@ -65,9 +65,6 @@ def test_a_reload_with_an_end_out_of_range_is_refused_and_the_daemon_keeps_enfor
     wait_until(lambda: not is_running(box), 10, what=f"{box.name} to be stopped")
 
 
-@pytest.mark.xfail(strict=True, reason="the usage sampler reports a finding once per run above the limit: "
-                   "one reported while waived is not reported again when the waiver ends, so the "
-                   "container stays above its limit for good (covenant/sampler.py, Track.reported)")
 def test_a_container_above_its_usage_limit_is_stopped_when_the_waiver_ends(dockerd, client, covenant_factory,
                                                                             journal):
     ends = int(time.time()) + 8
