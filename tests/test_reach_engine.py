@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import uuid
 
 import pytest
-from harness import COMPLIANT, IMAGE, is_running, run_container, wait_until
+from harness import COMPLIANT, IMAGE, UnixHTTP, is_running, run_container, wait_until
 from test_audit import audit
 
 SECTIONS = """\
@@ -167,3 +168,38 @@ def test_audit_reports_what_can_reach_the_host(tmp_path, dockerd, client, volume
     assert offline.returncode == 0, offline.stdout + offline.stderr
 
 
+
+
+def test_the_host_network_by_its_id_is_no_host_namespace(dockerd, client):
+    """CV010 flags NetworkMode ``host``, not the ``host`` network (driver ``host``) named by its
+    ID, a prefix of it, or as an endpoint: dockerd gives the host's namespace only to the mode
+    spelled ``host`` (``NetworkMode.IsHost()`` picks the default sandbox); those other spellings
+    run in a namespace of their own with only ``lo``, and an attach to the host network is
+    refused. Pinned on both engines: were an engine to resolve the ID to ``host`` (moby's
+    ``normalizeNetMode`` has a TODO to), the inspect judged at start would say ``host`` but
+    the create body would not, and CV010 would need the network's driver."""
+    http = UnixHTTP(dockerd.socket)
+    own = os.readlink(f"/proc/{int((dockerd.root / 'dockerd.pid').read_text())}/ns/net")
+    host_net = next(n for n in client.api.networks() if n["Driver"] == "host")
+    assert host_net["Name"] == "host"
+    spellings = [({"NetworkMode": host_net["Id"]}, None), ({"NetworkMode": host_net["Id"][:12]}, None),
+                 ({"NetworkMode": "none"}, {"host": {}}), ({}, {host_net["Id"]: {}})]
+    for host_config, endpoints in spellings:
+        body = {"Image": IMAGE, "Cmd": ["sleep", "300"], "HostConfig": host_config,
+                "NetworkingConfig": {"EndpointsConfig": endpoints or {}}}
+        status, answer = http.request("POST", "/v1.41/containers/create", json.dumps(body).encode(),
+                                      {"Content-Type": "application/json"})
+        assert status == 201, answer
+        ref = json.loads(answer)["Id"]
+        assert http.request("POST", f"/v1.41/containers/{ref}/start")[0] == 204
+        stored = client.api.inspect_container(ref)
+        assert stored["HostConfig"]["NetworkMode"] != "host"
+        assert list(stored["NetworkSettings"]["Networks"]) == ["host"]
+        pid = stored["State"]["Pid"]
+        assert stored["State"]["Running"] and os.readlink(f"/proc/{pid}/ns/net") != own, host_config
+        with open(f"/proc/{pid}/net/dev") as f:
+            assert [line.split(":")[0].strip() for line in f.readlines()[2:]] == ["lo"], host_config
+        attach = json.dumps({"Container": ref}).encode()
+        status, answer = http.request("POST", "/v1.41/networks/host/connect", attach,
+                                      {"Content-Type": "application/json"})
+        assert status == 400 and "connected to host network" in answer
