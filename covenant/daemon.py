@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -128,6 +129,10 @@ class Daemon:
                                lambda: self.log)).start()
         server = self._serve_http()
         self.shadow.load(p)
+        # what start-up made lives as long as the process: frozen out of the collector's
+        # way, no full collection walks it while dockerd waits on the plugin's answer
+        gc.collect()
+        gc.freeze()
         if self.authz_socket:
             engine = DockerEngine()
             # the plugin never waits long on a scan: dockerd waits on the plugin

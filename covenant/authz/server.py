@@ -15,6 +15,8 @@ import socket
 import socketserver
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from ..checks import Violation
@@ -102,6 +104,14 @@ class AuthzPlugin:
             self.quotas.done(str(res.get("RequestMethod")), str(res.get("RequestUri")))
             self.engine.done(res)
 
+    def _after(self, after: Callable[[], None]) -> None:
+        """What an AuthZRes asks of us once dockerd has its answer; a failure is logged
+        (the request is done whatever we make of it)."""
+        try:
+            after()
+        except Exception as e:  # noqa: BLE001 - nothing to answer any more
+            self.log.error("acting on a finished request failed: %s", e)
+
     def _cannot(self, policy: Policy, method: str, uri: str, e: Exception) -> dict[str, Any]:
         self.log.warning("%s %s: cannot evaluate (%s: %s); denied", method, uri, type(e).__name__, e,
                          extra=fields(COVENANT_ACTION="denied", COVENANT_MODE=policy.mode))
@@ -161,21 +171,30 @@ class AuthzPlugin:
                        mode=policy.mode, host=self.host, when=time.time())
         webhook.offer({**doc, "request": {"method": method, "uri": uri}})
 
-    def reply_to(self, path: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+    def reply_to(self, path: str, raw: bytes) -> tuple[int, dict[str, Any], Callable[[], None] | None]:
+        """(status, reply, what to do once the reply is sent). dockerd waits on every
+        call: an AuthZRes is answered first and acted on after, unless it reports an
+        update or a rename done, whose discarding of prefetched inspects must come before
+        dockerd can answer its client (a start sent next must not be judged on them)."""
         if path == "/Plugin.Activate":
-            return 200, {"Implements": ["authz"]}
+            return 200, {"Implements": ["authz"]}, None
         if path == "/AuthZPlugin.AuthZReq":
             try:
                 req = json.loads(raw)
             except (ValueError, RecursionError) as e:
                 req = None
                 self.log.error("unreadable AuthZReq from dockerd: %s", e)
-            return 200, self.answer(req)
+            return 200, self.answer(req), None
         if path == "/AuthZPlugin.AuthZRes":
-            with contextlib.suppress(ValueError, RecursionError):
-                self.done(json.loads(raw))
-            return 200, {"Allow": True}
-        return 404, {"Err": f"unknown endpoint {path}"}
+            try:
+                res = json.loads(raw)
+            except (ValueError, RecursionError):
+                return 200, {"Allow": True}, None
+            if isinstance(res, dict) and self.engine.changes(res):
+                self.done(res)
+                return 200, {"Allow": True}, None
+            return 200, {"Allow": True}, partial(self.done, res)
+        return 404, {"Err": f"unknown endpoint {path}"}, None
 
     def converse(self, sock: socket.socket) -> None:
         """Answer the calls dockerd makes on one connection, until it closes it. A call
@@ -191,8 +210,9 @@ class AuthzPlugin:
                 return
             if call is None:
                 return
+            after = None
             try:
-                status, reply = self.reply_to(call.path, call.body)
+                status, reply, after = self.reply_to(call.path, call.body)
                 data = ALLOW if reply == {"Allow": True} else json.dumps(reply).encode()
             except Exception as e:  # noqa: BLE001 - still answer, and answer no
                 self.log.error("plugin request failed: %s", e)
@@ -201,6 +221,9 @@ class AuthzPlugin:
                 sock.sendall(wire.response(status, data, call.keep_alive))
             except OSError:
                 return
+            finally:
+                if after is not None:
+                    self._after(after)
             if not call.keep_alive:
                 return
 
