@@ -88,9 +88,9 @@ def _wait_for(cond) -> None:
         time.sleep(0.01)
 
 
-def _res(uri: str, status: int = 201) -> bytes:
+def _res(uri: str, status: int = 201, method: str = "POST") -> bytes:
     import json
-    body = json.dumps({"RequestMethod": "POST", "RequestUri": uri, "ResponseStatusCode": status}).encode()
+    body = json.dumps({"RequestMethod": method, "RequestUri": uri, "ResponseStatusCode": status}).encode()
     return (b"POST /AuthZPlugin.AuthZRes HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
 
 
@@ -122,6 +122,15 @@ def test_a_finished_request_is_answered_before_it_is_acted_on():
     assert _reply(conn) == b'{"Allow": true}'  # answered while done() still waits
     assert seen == ["/v1.41/containers/create?name=x"]
     acting.set()
+    _wait_for(lambda: len(seen) == 1)
+    acting.clear()
+    conn.write(_res("/v1.41/containers/json", 200, "GET"))
+    conn.flush()
+    assert _reply(conn) == b'{"Allow": true}'
+    _wait_for(lambda: len(seen) == 2)
+    assert seen[1] == "/v1.41/containers/json"
+    acting.set()
+    del seen[1]
     conn.write(_res("/v1.41/containers/x/start?fail", 204) + _res("/v1.41/containers/y/start", 204))
     conn.flush()
     assert _reply(conn) == b'{"Allow": true}' and _reply(conn) == b'{"Allow": true}'

@@ -104,6 +104,11 @@ class AuthzPlugin:
             self.quotas.done(str(res.get("RequestMethod")), str(res.get("RequestUri")))
             self.engine.done(res)
 
+    def _finished(self, raw: bytes) -> None:
+        """An AuthZRes read after it was answered (a GET's carries the whole response:
+        ``docker ps`` on a busy host, an inspect)."""
+        self.done(_parsed(raw))
+
     def _after(self, after: Callable[[], None]) -> None:
         """What an AuthZRes asks of us once dockerd has its answer; a failure is logged
         (the request is done whatever we make of it)."""
@@ -186,10 +191,9 @@ class AuthzPlugin:
                 self.log.error("unreadable AuthZReq from dockerd: %s", e)
             return 200, self.answer(req), None
         if path == "/AuthZPlugin.AuthZRes":
-            try:
-                res = json.loads(raw)
-            except (ValueError, RecursionError):
-                return 200, {"Allow": True}, None
+            if b'"POST"' not in raw:  # not a POST (dockerd writes the method plainly): no change
+                return 200, {"Allow": True}, partial(self._finished, raw)
+            res = _parsed(raw)
             if isinstance(res, dict) and self.engine.changes(res):
                 self.done(res)
                 return 200, {"Allow": True}, None
@@ -261,6 +265,14 @@ class AuthzPlugin:
             self.server = None
         if self.owns_socket and os.path.exists(self.socket_path):
             os.unlink(self.socket_path)
+
+
+def _parsed(raw: bytes) -> Any:
+    """An AuthZRes as JSON, or None if it is not (``done`` ignores what is not an object)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
 
 
 def activated_sockets() -> list[int]:
