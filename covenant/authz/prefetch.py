@@ -51,10 +51,6 @@ class Prefetching:
         if method == "POST" and _kind(uri) in CHANGES:
             self._discard()
 
-    def changes(self, res: dict[str, Any]) -> bool:
-        """Whether an AuthZRes reports a request that discards what was fetched."""
-        return res.get("RequestMethod") == "POST" and _kind(str(res.get("RequestUri"))) in CHANGES
-
     def done(self, res: dict[str, Any]) -> None:
         """An AuthZRes: a create done starts the fetch; an update or rename done discards."""
         method, uri = str(res.get("RequestMethod")), str(res.get("RequestUri"))

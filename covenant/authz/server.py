@@ -15,8 +15,6 @@ import socket
 import socketserver
 import threading
 import time
-from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from ..checks import Violation
@@ -104,19 +102,6 @@ class AuthzPlugin:
             self.quotas.done(str(res.get("RequestMethod")), str(res.get("RequestUri")))
             self.engine.done(res)
 
-    def _finished(self, raw: bytes) -> None:
-        """An AuthZRes read after it was answered (a GET's carries the whole response:
-        ``docker ps`` on a busy host, an inspect)."""
-        self.done(_parsed(raw))
-
-    def _after(self, after: Callable[[], None]) -> None:
-        """What an AuthZRes asks of us once dockerd has its answer; a failure is logged
-        (the request is done whatever we make of it)."""
-        try:
-            after()
-        except Exception as e:  # noqa: BLE001 - nothing to answer any more
-            self.log.error("acting on a finished request failed: %s", e)
-
     def _cannot(self, policy: Policy, method: str, uri: str, e: Exception) -> dict[str, Any]:
         self.log.warning("%s %s: cannot evaluate (%s: %s); denied", method, uri, type(e).__name__, e,
                          extra=fields(COVENANT_ACTION="denied", COVENANT_MODE=policy.mode))
@@ -176,29 +161,21 @@ class AuthzPlugin:
                        mode=policy.mode, host=self.host, when=time.time())
         webhook.offer({**doc, "request": {"method": method, "uri": uri}})
 
-    def reply_to(self, path: str, raw: bytes) -> tuple[int, dict[str, Any], Callable[[], None] | None]:
-        """(status, reply, what to do once the reply is sent). dockerd waits on every
-        call: an AuthZRes is answered first and acted on after, unless it reports an
-        update or a rename done, whose discarding of prefetched inspects must come before
-        dockerd can answer its client (a start sent next must not be judged on them)."""
+    def reply_to(self, path: str, raw: bytes) -> tuple[int, dict[str, Any]]:
         if path == "/Plugin.Activate":
-            return 200, {"Implements": ["authz"]}, None
+            return 200, {"Implements": ["authz"]}
         if path == "/AuthZPlugin.AuthZReq":
             try:
                 req = json.loads(raw)
             except (ValueError, RecursionError) as e:
                 req = None
                 self.log.error("unreadable AuthZReq from dockerd: %s", e)
-            return 200, self.answer(req), None
+            return 200, self.answer(req)
         if path == "/AuthZPlugin.AuthZRes":
-            if b'"POST"' not in raw:  # not a POST (dockerd writes the method plainly): no change
-                return 200, {"Allow": True}, partial(self._finished, raw)
-            res = _parsed(raw)
-            if isinstance(res, dict) and self.engine.changes(res):
-                self.done(res)
-                return 200, {"Allow": True}, None
-            return 200, {"Allow": True}, partial(self.done, res)
-        return 404, {"Err": f"unknown endpoint {path}"}, None
+            with contextlib.suppress(ValueError, RecursionError):
+                self.done(json.loads(raw))
+            return 200, {"Allow": True}
+        return 404, {"Err": f"unknown endpoint {path}"}
 
     def converse(self, sock: socket.socket) -> None:
         """Answer the calls dockerd makes on one connection, until it closes it. A call
@@ -214,9 +191,8 @@ class AuthzPlugin:
                 return
             if call is None:
                 return
-            after = None
             try:
-                status, reply, after = self.reply_to(call.path, call.body)
+                status, reply = self.reply_to(call.path, call.body)
                 data = ALLOW if reply == {"Allow": True} else json.dumps(reply).encode()
             except Exception as e:  # noqa: BLE001 - still answer, and answer no
                 self.log.error("plugin request failed: %s", e)
@@ -225,9 +201,6 @@ class AuthzPlugin:
                 sock.sendall(wire.response(status, data, call.keep_alive))
             except OSError:
                 return
-            finally:
-                if after is not None:
-                    self._after(after)
             if not call.keep_alive:
                 return
 
@@ -265,14 +238,6 @@ class AuthzPlugin:
             self.server = None
         if self.owns_socket and os.path.exists(self.socket_path):
             os.unlink(self.socket_path)
-
-
-def _parsed(raw: bytes) -> Any:
-    """An AuthZRes as JSON, or None if it is not (``done`` ignores what is not an object)."""
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
 
 
 def activated_sockets() -> list[int]:
